@@ -1,0 +1,450 @@
+/*
+ * Copyright (C) ngx_voice authors
+ *
+ * ngx_http_voice_module: a real-time voice agent inside nginx.  This file
+ * holds the module definition and its directives; the work is in src/.
+ */
+
+
+#include "ngx_voice.h"
+
+
+static void *ngx_voice_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_voice_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_voice_pipeline(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_voice_secret(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_voice_public_url(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_voice_check_size(ngx_conf_t *cf, void *post, void *data);
+static char *ngx_voice_check_msec(ngx_conf_t *cf, void *post, void *data);
+
+
+typedef struct {
+    ngx_conf_post_handler_pt  post_handler;
+    size_t                    low;
+    size_t                    high;
+} ngx_voice_bounds_t;
+
+
+static ngx_voice_bounds_t  ngx_voice_max_message_bounds = {
+    ngx_voice_check_size, 1024, 16 * 1024 * 1024
+};
+
+static ngx_voice_bounds_t  ngx_voice_send_buffer_bounds = {
+    ngx_voice_check_size, 2 * NGX_VOICE_OUT_BLOCK, 64 * 1024 * 1024
+};
+
+static ngx_voice_bounds_t  ngx_voice_timeout_bounds = {
+    ngx_voice_check_msec, 1, 24 * 3600 * 1000
+};
+
+static ngx_voice_bounds_t  ngx_voice_echo_delay_bounds = {
+    ngx_voice_check_msec, 0, 10000
+};
+
+static ngx_conf_num_bounds_t  ngx_voice_mark_every_bounds = {
+    ngx_conf_check_num_bounds, 1, 100000
+};
+
+
+static ngx_command_t  ngx_voice_commands[] = {
+
+    { ngx_string("voice_pipeline"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_voice_pipeline,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("voice_max_message_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, max_message_size),
+      &ngx_voice_max_message_bounds },
+
+    { ngx_string("voice_send_buffer"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, send_buffer),
+      &ngx_voice_send_buffer_bounds },
+
+    { ngx_string("voice_idle_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, idle_timeout),
+      &ngx_voice_timeout_bounds },
+
+    { ngx_string("voice_send_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, send_timeout),
+      &ngx_voice_timeout_bounds },
+
+    { ngx_string("voice_twilio_auth_token"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_voice_secret,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, auth_token),
+      NULL },
+
+    { ngx_string("voice_public_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_voice_public_url,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, public_url),
+      NULL },
+
+    { ngx_string("voice_echo_delay"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, echo_delay),
+      &ngx_voice_echo_delay_bounds },
+
+    { ngx_string("voice_echo_mark_every"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, echo_mark_every),
+      &ngx_voice_mark_every_bounds },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_voice_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+
+    NULL,                                  /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_voice_create_loc_conf,             /* create location configuration */
+    ngx_voice_merge_loc_conf               /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_voice_module = {
+    NGX_MODULE_V1,
+    &ngx_voice_module_ctx,                 /* module context */
+    ngx_voice_commands,                    /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_voice_mode_t  *ngx_voice_modes[] = {
+    &ngx_voice_echo_mode,
+    NULL
+};
+
+
+static void *
+ngx_voice_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_voice_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_voice_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->mode = NULL;
+     *     conf->auth_token = { 0, NULL };
+     *     conf->public_url = { 0, NULL };
+     */
+
+    conf->max_message_size = NGX_CONF_UNSET_SIZE;
+    conf->send_buffer = NGX_CONF_UNSET_SIZE;
+    conf->idle_timeout = NGX_CONF_UNSET_MSEC;
+    conf->send_timeout = NGX_CONF_UNSET_MSEC;
+    conf->echo_delay = NGX_CONF_UNSET_MSEC;
+    conf->echo_mark_every = NGX_CONF_UNSET_UINT;
+
+    return conf;
+}
+
+
+static char *
+ngx_voice_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_voice_loc_conf_t *prev = parent;
+    ngx_voice_loc_conf_t *conf = child;
+
+    ngx_http_core_loc_conf_t  *clcf;
+
+    /* Twilio media messages are ~400 bytes; 64k leaves ample room */
+    ngx_conf_merge_size_value(conf->max_message_size,
+                              prev->max_message_size, 64 * 1024);
+
+    /* about 20 s of queued μ-law audio as base64 media messages */
+    ngx_conf_merge_size_value(conf->send_buffer, prev->send_buffer,
+                              256 * 1024);
+
+    /* Twilio streams 50 media messages a second, silence included */
+    ngx_conf_merge_msec_value(conf->idle_timeout, prev->idle_timeout, 15000);
+    ngx_conf_merge_msec_value(conf->send_timeout, prev->send_timeout, 10000);
+
+    ngx_conf_merge_str_value(conf->auth_token, prev->auth_token, "");
+    ngx_conf_merge_str_value(conf->public_url, prev->public_url, "");
+
+    ngx_conf_merge_msec_value(conf->echo_delay, prev->echo_delay, 1000);
+    ngx_conf_merge_uint_value(conf->echo_mark_every, prev->echo_mark_every,
+                              50);
+
+    if (conf->mode && conf->auth_token.len == 0) {
+        clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+        ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                      "voice_pipeline in location \"%V\" accepts "
+                      "unauthenticated calls: no voice_twilio_auth_token "
+                      "is set", &clcf->name);
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_voice_pipeline(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_voice_loc_conf_t *vlcf = conf;
+
+    ngx_str_t                 *value;
+    ngx_uint_t                 i;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (vlcf->mode) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    for (i = 0; ngx_voice_modes[i]; i++) {
+        if (value[1].len == ngx_voice_modes[i]->name.len
+            && ngx_strncmp(value[1].data, ngx_voice_modes[i]->name.data,
+                           value[1].len)
+               == 0)
+        {
+            vlcf->mode = ngx_voice_modes[i];
+            break;
+        }
+    }
+
+    if (vlcf->mode == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "unknown voice_pipeline mode \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_voice_ws_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * A secret is given as "env:NAME" (read from the master's environment at
+ * configuration time), "file:/path" (first line of the file) or inline.
+ * The value is never logged, only where it came from.
+ */
+
+static char *
+ngx_voice_secret(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    u_char       *s, *e, *q;
+    ssize_t       n;
+    ngx_str_t    *field, *value, name;
+    ngx_file_t    file;
+    u_char        buf[4096];
+
+    field = (ngx_str_t *) (p + cmd->offset);
+
+    if (field->data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len > 4 && ngx_strncmp(value[1].data, "env:", 4) == 0) {
+        s = (u_char *) getenv((char *) value[1].data + 4);
+
+        if (s == NULL || *s == '\0') {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\": environment variable \"%s\" is "
+                               "not set or empty", &cmd->name,
+                               value[1].data + 4);
+            return NGX_CONF_ERROR;
+        }
+
+        field->len = ngx_strlen(s);
+        field->data = ngx_pstrdup(cf->pool, &(ngx_str_t) { field->len, s });
+
+        return field->data ? NGX_CONF_OK : NGX_CONF_ERROR;
+    }
+
+    if (value[1].len > 5 && ngx_strncmp(value[1].data, "file:", 5) == 0) {
+        name.data = value[1].data + 5;
+        name.len = value[1].len - 5;
+
+        if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(&file, sizeof(ngx_file_t));
+        file.name = name;
+        file.log = cf->log;
+        file.fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+        if (file.fd == NGX_INVALID_FILE) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                               "\"%V\": cannot open \"%V\"", &cmd->name,
+                               &name);
+            return NGX_CONF_ERROR;
+        }
+
+        n = ngx_read_file(&file, buf, sizeof(buf), 0);
+        ngx_close_file(file.fd);
+
+        if (n == NGX_ERROR) {
+            return NGX_CONF_ERROR;
+        }
+
+        s = buf;
+        e = buf + n;
+
+        for (q = s; q < e; q++) {
+            if (*q == CR || *q == LF) {
+                break;
+            }
+        }
+
+        e = q;
+
+        if (e == s) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\": \"%V\" is empty", &cmd->name, &name);
+            return NGX_CONF_ERROR;
+        }
+
+        field->len = e - s;
+        field->data = ngx_pnalloc(cf->pool, field->len);
+        if (field->data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memcpy(field->data, s, field->len);
+        ngx_explicit_memzero(buf, sizeof(buf));
+
+        return NGX_CONF_OK;
+    }
+
+    if (value[1].len == 0) {
+        return "must not be empty";
+    }
+
+    *field = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_voice_public_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    ngx_str_t  *field, *value, host;
+
+    field = (ngx_str_t *) (p + cmd->offset);
+
+    if (field->data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len <= sizeof("wss://") - 1
+        || ngx_strncasecmp(value[1].data, (u_char *) "wss://", 6) != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" must be \"wss://host[:port]\", "
+                           "the base of the URL Twilio connects to",
+                           &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    host.data = value[1].data + 6;
+    host.len = value[1].len - 6;
+
+    /* the request's own URI is appended: the base carries no path */
+    if (ngx_strlchr(host.data, host.data + host.len, '/')
+        || ngx_strlchr(host.data, host.data + host.len, '?'))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" takes no path or query: the request "
+                           "URI is appended to it", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    *field = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_voice_check_size(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_voice_bounds_t  *b = post;
+    size_t              *sp = data;
+
+    if (*sp < b->low || *sp > b->high) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "value must be between %uz and %uz",
+                           b->low, b->high);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_voice_check_msec(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_voice_bounds_t  *b = post;
+    ngx_msec_t          *mp = data;
+
+    if (*mp < b->low || *mp > b->high) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "value must be between %uzms and %uzms",
+                           b->low, b->high);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}

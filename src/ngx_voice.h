@@ -1,0 +1,180 @@
+/*
+ * Copyright (C) ngx_voice authors
+ *
+ * Types shared by the nginx glue: configuration, the call (one Twilio
+ * Media Streams WebSocket), its output queue and the pipeline modes.
+ */
+
+
+#ifndef _NGX_VOICE_H_INCLUDED_
+#define _NGX_VOICE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_voice_ws_codec.h"
+#include "ngx_voice_twilio.h"
+
+
+#if !(NGX_HTTP_SSL)
+#error ngx_voice needs nginx built with the http_ssl_module
+#endif
+
+
+#define NGX_VOICE_OUT_BLOCK        4096   /* output queue block size */
+#define NGX_VOICE_READ_BUF         4096   /* inbound socket read buffer */
+#define NGX_VOICE_MSG_MIN          1024   /* reassembly buffer kept */
+#define NGX_VOICE_CLOSE_TIMEOUT    2000   /* wait for the peer's Close */
+
+/* never on the wire: the peer went away without a Close frame */
+#define NGX_VOICE_WS_CLOSE_ABNORMAL  1006
+
+#define NGX_HTTP_UPGRADE_REQUIRED    426
+
+/* largest μ-law chunk per outbound media message: fits one out block */
+#define NGX_VOICE_MEDIA_CHUNK      1600
+
+
+typedef struct ngx_voice_call_s  ngx_voice_call_t;
+
+
+/* what a voice_pipeline location runs on each call */
+typedef struct {
+    ngx_str_t                 name;
+    ngx_int_t               (*start)(ngx_voice_call_t *call);
+    ngx_int_t               (*media)(ngx_voice_call_t *call, u_char *audio,
+                                     size_t len);
+    ngx_int_t               (*dtmf)(ngx_voice_call_t *call, u_char digit);
+    ngx_int_t               (*mark)(ngx_voice_call_t *call, ngx_str_t *name);
+    ngx_int_t               (*stop)(ngx_voice_call_t *call);
+    void                    (*cleanup)(ngx_voice_call_t *call);
+} ngx_voice_mode_t;
+
+
+typedef struct {
+    ngx_voice_mode_t         *mode;            /* NULL: not a voice location */
+
+    size_t                    max_message_size;
+    size_t                    send_buffer;
+    ngx_msec_t                idle_timeout;
+    ngx_msec_t                send_timeout;
+
+    ngx_str_t                 auth_token;      /* Twilio auth token */
+    ngx_str_t                 public_url;      /* wss://host[:port] base */
+
+    ngx_msec_t                echo_delay;
+    ngx_uint_t                echo_mark_every;
+} ngx_voice_loc_conf_t;
+
+
+/* owned output queue of fixed blocks, recycled for the call's life */
+typedef struct {
+    ngx_chain_t              *out;             /* pending, oldest first */
+    ngx_chain_t             **last;
+    ngx_chain_t              *free;
+    ngx_pool_t               *pool;
+    size_t                    pending;         /* bytes not yet sent */
+    size_t                    limit;           /* voice_send_buffer */
+    ngx_uint_t                blocks;          /* allocated so far */
+} ngx_voice_out_t;
+
+
+typedef enum {
+    NGX_VOICE_CALL_OPEN = 0,      /* upgraded, waiting for "start" */
+    NGX_VOICE_CALL_STARTED,       /* "start" seen: media flows */
+    NGX_VOICE_CALL_STOPPED,       /* "stop" seen */
+    NGX_VOICE_CALL_CLOSING,       /* our Close sent, draining */
+    NGX_VOICE_CALL_DONE           /* finalized: touch nothing */
+} ngx_voice_call_state_e;
+
+
+struct ngx_voice_call_s {
+    ngx_http_request_t       *request;
+    ngx_connection_t         *connection;
+    ngx_voice_loc_conf_t     *conf;
+    ngx_voice_mode_t         *mode;
+    void                     *mode_ctx;
+
+    ngx_str_t                 id;              /* CallSid or "conn#N" */
+    u_char                    id_buf[NGX_VOICE_TW_SID_LEN + 1];
+    u_char                    stream_sid[NGX_VOICE_TW_SID_LEN + 1];
+    u_char                    account_sid[NGX_VOICE_TW_SID_LEN + 1];
+    ngx_array_t               params;          /* ngx_keyval_t */
+
+    ngx_voice_call_state_e    state;
+
+    ngx_voice_ws_reader_t     reader;
+    u_char                   *rbuf;
+    ngx_voice_out_t           out;
+
+    ngx_msec_t                started;         /* upgrade time */
+    ngx_msec_t                last_read;       /* idle bookkeeping */
+    ngx_msec_t                close_deadline;
+
+    ngx_uint_t                media_in;
+    ngx_uint_t                media_out;
+    ngx_uint_t                audio_in;        /* bytes of μ-law */
+    ngx_uint_t                audio_out;
+    ngx_uint_t                marks_sent;
+    ngx_uint_t                marks_echoed;
+    ngx_uint_t                dtmf;
+    ngx_uint_t                clears;
+    uint64_t                  last_sequence;
+    uint64_t                  last_chunk;
+
+    ngx_uint_t                close_code;      /* what we sent, if any */
+    ngx_uint_t                peer_close_code;
+
+    ngx_http_log_handler_pt   log_handler;     /* nginx's, chained */
+
+    ngx_int_t                 finish_rc;       /* how to finalize */
+
+    unsigned                  header_pending:1;
+    unsigned                  finishing:1;
+    unsigned                  connected:1;
+    unsigned                  close_sent:1;
+    unsigned                  close_received:1;
+    unsigned                  cleaned:1;
+};
+
+
+extern ngx_module_t  ngx_http_voice_module;
+extern ngx_voice_mode_t  ngx_voice_echo_mode;
+
+
+/* ngx_voice_ws_server.c: the inbound RFC 6455 endpoint */
+ngx_int_t ngx_voice_ws_handler(ngx_http_request_t *r);
+ngx_int_t ngx_voice_ws_send(ngx_voice_call_t *call, ngx_uint_t opcode,
+    u_char *data, size_t len);
+u_char *ngx_voice_ws_frame_start(ngx_voice_call_t *call, ngx_uint_t opcode,
+    size_t len);
+ngx_int_t ngx_voice_ws_frame_end(ngx_voice_call_t *call, size_t len);
+ngx_int_t ngx_voice_ws_close(ngx_voice_call_t *call, ngx_uint_t code,
+    const char *reason);
+void ngx_voice_ws_finish(ngx_voice_call_t *call, ngx_int_t rc);
+void ngx_voice_ws_event_done(ngx_voice_call_t *call);
+
+/* ngx_voice_call.c: the Twilio Media Streams session over it */
+ngx_int_t ngx_voice_call_text(ngx_voice_call_t *call, u_char *data,
+    size_t len);
+ngx_int_t ngx_voice_call_send_media(ngx_voice_call_t *call, u_char *audio,
+    size_t len);
+ngx_int_t ngx_voice_call_send_mark(ngx_voice_call_t *call, u_char *name,
+    size_t len);
+ngx_int_t ngx_voice_call_send_clear(ngx_voice_call_t *call);
+void ngx_voice_call_cleanup(ngx_voice_call_t *call);
+
+/* ngx_voice_auth.c: X-Twilio-Signature on the upgrade */
+ngx_int_t ngx_voice_auth_check(ngx_http_request_t *r,
+    ngx_voice_loc_conf_t *vlcf);
+
+/* ngx_voice_out.c */
+void ngx_voice_out_init(ngx_voice_out_t *q, ngx_pool_t *pool, size_t limit);
+u_char *ngx_voice_out_reserve(ngx_voice_out_t *q, size_t n);
+void ngx_voice_out_commit(ngx_voice_out_t *q, size_t n);
+ngx_int_t ngx_voice_out_send(ngx_voice_out_t *q, ngx_connection_t *c);
+
+
+#endif /* _NGX_VOICE_H_INCLUDED_ */
