@@ -7,9 +7,6 @@
 #include "ngx_voice_base64.h"
 
 
-#define NGX_VOICE_B64_BAD  0xff
-
-
 static const unsigned char  ngx_voice_b64_enc[64] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 

@@ -740,6 +740,13 @@ ngx_voice_tw_signature(unsigned char *out, const unsigned char *token,
 
     rc = -1;
 
+    /* a NULL key would mean "keep the previous key" */
+
+    if (token == NULL) {
+        token = (const unsigned char *) "";
+        token_len = 0;
+    }
+
     if (!EVP_MAC_init(ctx, token, token_len, ossl)
         || !EVP_MAC_update(ctx, url, url_len))
     {

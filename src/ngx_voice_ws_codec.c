@@ -207,7 +207,8 @@ ngx_voice_ws_read(ngx_voice_ws_reader_t *r, unsigned char *in, size_t len,
                     goto failed;
                 }
 
-                if (r->len + n > r->cap && ngx_voice_ws_grow(r, r->len + n))
+                if (r->len + n > r->cap
+                    && ngx_voice_ws_grow(r, r->len + n) != 0)
                 {
                     ngx_voice_ws_fail(r, NGX_VOICE_WS_CLOSE_INTERNAL,
                                       "out of memory");
