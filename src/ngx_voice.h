@@ -134,6 +134,7 @@ struct ngx_voice_call_s {
     unsigned                  header_pending:1;
     unsigned                  finishing:1;
     unsigned                  connected:1;
+    unsigned                  read_paused:1;
     unsigned                  close_sent:1;
     unsigned                  close_received:1;
     unsigned                  cleaned:1;

@@ -483,7 +483,7 @@ ngx_voice_ws_read_handler(ngx_http_request_t *r)
         ngx_voice_ws_idle(call);
     }
 
-    while (!call->finishing) {
+    while (!call->finishing && !call->read_paused) {
 
         n = c->recv(c, call->rbuf, NGX_VOICE_READ_BUF);
 
@@ -513,6 +513,22 @@ ngx_voice_ws_read_handler(ngx_http_request_t *r)
         call->last_read = ngx_current_msec;
 
         ngx_voice_ws_process(call, call->rbuf, n);
+
+        /*
+         * A client that sends faster than it reads what its messages
+         * produce: write, and stop reading while half the queue is still
+         * taken; the socket's own window then slows the client down.
+         */
+        if (call->out.pending >= call->out.limit / 2 && !call->finishing) {
+            ngx_voice_ws_flush(call);
+
+            if (call->out.pending >= call->out.limit / 2) {
+                ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                               "voice %V: %uz bytes queued, reading paused",
+                               &call->id, call->out.pending);
+                call->read_paused = 1;
+            }
+        }
     }
 
     ngx_voice_ws_event_done(call);
@@ -820,6 +836,11 @@ ngx_voice_ws_flush(ngx_voice_call_t *call)
                       "voice: writing to the client failed");
         ngx_voice_ws_finish(call, NGX_HTTP_CLIENT_CLOSED_REQUEST);
         return;
+    }
+
+    if (call->read_paused && call->out.pending < call->out.limit / 4) {
+        call->read_paused = 0;
+        ngx_post_event(c->read, &ngx_posted_events);
     }
 
     if (rc == NGX_OK) {

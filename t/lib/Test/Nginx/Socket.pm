@@ -16,9 +16,28 @@ package Test::Nginx::Socket;
 #   * sends the request(s), parses the response(s) and checks the response,
 #     error-log and mock-server sections,
 #   * optionally runs nginx under valgrind and fails on memory errors.
-# Supported sections and environment variables are listed in the POD-free
-# comments next to the code that handles them; unsupported: udp_*, http2/3,
-# stap*, curl, TEST_NGINX_USE_HUP, TEST_NGINX_CHECK_LEAK, TEST_NGINX_BENCHMARK.
+#
+# Sections: main_config http_config config post_main_config server_name
+#   user_files init request (string or eval ARRAY; an element that is an
+#   ARRAY = packets with delay_before/delay_after) raw_request (+
+#   raw_request_middle_delay) pipelined_requests more_headers error_code
+#   error_code_like response_headers (!Name = absent) response_headers_like
+#   raw_response_headers_like response_body response_body_like
+#   response_body_unlike response_body_filters error_log no_error_log
+#   grep_error_log grep_error_log_out shutdown_error_log wait log_level
+#   timeout abort shutdown ignore_response must_die tcp_listen tcp_query
+#   tcp_query_len tcp_query_auto_timeout tcp_reply tcp_reply_delay
+#   tcp_no_close tcp_shutdown skip_nginx skip_nginx2 skip_eval todo
+#   ONLY SKIP LAST (Test::Base); no_check_leak and suppress_stderr are
+#   accepted and ignored.
+# Not supported: udp_*, http2/http3/curl, stap*, TEST_NGINX_USE_HUP,
+#   TEST_NGINX_CHECK_LEAK, TEST_NGINX_BENCHMARK, TEST_NGINX_USE_STAP.
+# Environment: TEST_NGINX_BINARY SERVROOT RANDOMIZE LOAD_MODULES (read at
+#   `use` time) PORT/SERVER_PORT/CLIENT_PORT NO_SHUFFLE LOG_LEVEL
+#   MASTER_PROCESS TIMEOUT SLEEP USE_VALGRIND FORCE_RESTART_ON_TEST NO_CLEAN
+#   ERROR_LOG WORKER_USER VERBOSE (all prefixed TEST_NGINX_).
+# Where this runner differs on purpose, it is said next to the code
+# (e.g. a one-shot tcp mock with a qr// tcp_query reads until it matches).
 
 use strict;
 use warnings;
@@ -147,23 +166,24 @@ sub run_block {
         $tb->todo_start($1);
     }
 
+    # The sections in which $TEST_NGINX_* variables are expanded (strings,
+    # or the strings of an eval ARRAY).
     my %vars = block_vars($block);
     my %s;
     for my $sec (qw(main_config http_config config post_main_config user_files
                     tcp_listen request more_headers server_name)) {
         my $v = sec($block, $sec);
-        $s{$sec} = ref $v ? $v : expand_vars($v, \%vars, $name, $sec);
-        if (ref $v eq 'ARRAY') {
-            $s{$sec} = [ map { ref $_ ? $_ : expand_vars($_, \%vars, $name, $sec) } @$v ];
-        }
+        my $x = sub { ref $_[0] ? $_[0] : expand_vars($_[0], \%vars, $name, $sec) };
+        $s{$sec} = ref $v eq 'ARRAY' ? [ map { $x->($_) } @$v ] : $x->($v);
     }
 
     my $conf = build_conf($block, \%s);
+    # before nginx starts: a config may read these files at start-up
+    write_user_files($s{user_files});
 
     if (defined sec($block, 'must_die')) {
         run_must_die($block, $name, $conf);
     } elsif (ensure_nginx($block, $name, $conf)) {
-        write_user_files($s{user_files});
         if (defined(my $init = sec($block, 'init'))) {
             package main;
             eval $init;
@@ -804,6 +824,8 @@ sub check_response {
     if (defined(my $want = pick(sec($block, 'response_body'), $i))) {
         is_str($body, $want, "$name - response_body - response is expected");
     }
+    # A pattern section keeps Test::Base's trailing newline; drop it so that
+    # "--- response_body_like" followed by one line means that line.
     if (defined(my $p = pick(sec($block, 'response_body_like'), $i))) {
         $p =~ s/\n\z// unless ref $p;
         Test::More::like($body, ref $p ? $p : qr/$p/s, "$name - response_body_like - response is expected");
