@@ -84,14 +84,15 @@ unit: $(OBJS)/unit/ngx_voice_unit
 test: deps-test
 	$(MAKE) module $(OBJS)/unit/ngx_voice_unit
 	TEST_NGINX_BINARY=$(NGINX_BIN) TEST_NGINX_VOICE_SO=$(MODULE) \
-	    TEST_NGINX_UNIT=$(OBJS)/unit/ngx_voice_unit \
+	    TEST_NGINX_UNIT=$(OBJS)/unit/ngx_voice_unit TEST_NGINX_RANDOMIZE=1 \
 	    tini -s -- $(PROVE) -r t
 
 test-valgrind: deps-test
 	$(MAKE) module $(OBJS)/unit/ngx_voice_unit
 	TEST_NGINX_BINARY=$(NGINX_BIN) TEST_NGINX_VOICE_SO=$(MODULE) \
 	    TEST_NGINX_UNIT=$(OBJS)/unit/ngx_voice_unit \
-	    TEST_NGINX_USE_VALGRIND=1 tini -s -- $(PROVE) -r t
+	    TEST_NGINX_USE_VALGRIND=1 TEST_NGINX_RANDOMIZE=1 \
+	    tini -s -- $(PROVE) -r t
 
 $(OBJS)/fuzz/%: t/fuzz/%.c $(CODEC_SRCS) $(CODEC_HDRS)
 	mkdir -p $(OBJS)/fuzz

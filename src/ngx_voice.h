@@ -135,6 +135,7 @@ struct ngx_voice_call_s {
     unsigned                  finishing:1;
     unsigned                  connected:1;
     unsigned                  read_paused:1;
+    unsigned                  fail_fast:1;
     unsigned                  close_sent:1;
     unsigned                  close_received:1;
     unsigned                  cleaned:1;
@@ -153,6 +154,8 @@ u_char *ngx_voice_ws_frame_start(ngx_voice_call_t *call, ngx_uint_t opcode,
     size_t len);
 ngx_int_t ngx_voice_ws_frame_end(ngx_voice_call_t *call, size_t len);
 ngx_int_t ngx_voice_ws_close(ngx_voice_call_t *call, ngx_uint_t code,
+    const char *reason);
+ngx_int_t ngx_voice_ws_fail(ngx_voice_call_t *call, ngx_uint_t code,
     const char *reason);
 void ngx_voice_ws_finish(ngx_voice_call_t *call, ngx_int_t rc);
 void ngx_voice_ws_event_done(ngx_voice_call_t *call);

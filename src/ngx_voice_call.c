@@ -38,8 +38,8 @@ ngx_voice_call_text(ngx_voice_call_t *call, u_char *data, size_t len)
                       "voice: malformed JSON from Twilio (%s), "
                       "closing with 1007", m.error);
         ngx_voice_tw_done(&m);
-        return ngx_voice_ws_close(call, NGX_VOICE_WS_CLOSE_INVALID_DATA,
-                                  "malformed JSON");
+        return ngx_voice_ws_fail(call, NGX_VOICE_WS_CLOSE_INVALID_DATA,
+                                 "malformed JSON");
     }
 
     if (rc != NGX_VOICE_TW_OK) {
@@ -260,8 +260,8 @@ ngx_voice_call_violation(ngx_voice_call_t *call, ngx_voice_tw_msg_t *m,
                   "%s, closing with 1008", m->event_name.len,
                   m->event_name.data, what);
 
-    (void) ngx_voice_ws_close(call, NGX_VOICE_WS_CLOSE_POLICY,
-                              "protocol violation");
+    (void) ngx_voice_ws_fail(call, NGX_VOICE_WS_CLOSE_POLICY,
+                             "protocol violation");
 }
 
 

@@ -587,8 +587,8 @@ ngx_voice_ws_process(ngx_voice_call_t *call, u_char *p, size_t n)
                           "closing with %ui", call->reader.error_text,
                           (ngx_uint_t) call->reader.error);
 
-            ngx_voice_ws_close(call, call->reader.error,
-                               call->reader.error_text);
+            ngx_voice_ws_fail(call, call->reader.error,
+                              call->reader.error_text);
             return;
         }
 
@@ -618,7 +618,7 @@ ngx_voice_ws_message(ngx_voice_call_t *call, ngx_voice_ws_msg_t *msg)
             ngx_log_error(NGX_LOG_ERR, c->log, 0,
                           "voice: binary frame from Twilio (%uz bytes), "
                           "closing with 1003", msg->len);
-            ngx_voice_ws_close(call, 1003, "binary frames not accepted");
+            ngx_voice_ws_fail(call, 1003, "binary frames not accepted");
         }
 
         return;
@@ -655,6 +655,22 @@ ngx_voice_ws_message(ngx_voice_call_t *call, ngx_voice_ws_msg_t *msg)
 
         return;
     }
+}
+
+
+/*
+ * "Fails the WebSocket connection" (RFC 6455 7.1.7): a Close frame with
+ * the reason, then the socket is closed once it is written, without
+ * waiting for a peer that has already broken the protocol.
+ */
+
+ngx_int_t
+ngx_voice_ws_fail(ngx_voice_call_t *call, ngx_uint_t code,
+    const char *reason)
+{
+    call->fail_fast = 1;
+
+    return ngx_voice_ws_close(call, code, reason);
 }
 
 
@@ -700,7 +716,7 @@ ngx_voice_ws_close(ngx_voice_call_t *call, ngx_uint_t code,
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "voice %V: Close %ui sent", &call->id, code);
 
-    if (!call->close_received) {
+    if (!call->close_received && !call->fail_fast) {
         ngx_add_timer(c->read, NGX_VOICE_CLOSE_TIMEOUT);
     }
 
@@ -848,7 +864,7 @@ ngx_voice_ws_flush(ngx_voice_call_t *call)
             ngx_del_timer(wev);
         }
 
-        if (call->close_sent && call->close_received) {
+        if (call->close_sent && (call->close_received || call->fail_fast)) {
             ngx_voice_ws_finish(call, NGX_OK);
         }
 

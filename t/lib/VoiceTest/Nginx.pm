@@ -104,6 +104,7 @@ sub start {
     die "fork: $!" unless defined $pid;
     if ($pid == 0) {
         $Test::Nginx::Util::InSubprocess = 1;
+        open STDOUT, '>>', "$self->{dir}/logs/stderr.log";
         open STDERR, '>>', "$self->{dir}/logs/stderr.log";
         exec @cmd or POSIX::_exit(127);
     }

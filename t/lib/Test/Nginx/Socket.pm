@@ -433,7 +433,8 @@ sub wait_ready {
     while (time < $deadline) {
         my $r = waitpid($pid, WNOHANG);
         return (0, $?) if $r == $pid;
-        return (1) if -s $Test::Nginx::Util::PidFile;
+        # our pid in it: not a stale file of another run in the same servroot
+        return (1) if slurp($Test::Nginx::Util::PidFile) =~ /^$pid\b/;
         sleep 0.005;
     }
     return (0, undef);
