@@ -33,6 +33,7 @@ DEB_BUILD     := build-essential nginx nginx-dev libcjson-dev libpcre2-dev \
 DEB_TEST      := libtest-base-perl libtest-longstring-perl \
                  liblist-moreutils-perl libhttp-message-perl \
                  libprotocol-websocket-perl libio-socket-ssl-perl \
+                 libmojolicious-perl libev-perl espeak-ng sox \
                  openssl tini valgrind
 DEB_FUZZ      := clang libclang-rt-dev
 
