@@ -14,8 +14,6 @@ static char *ngx_voice_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static char *ngx_voice_pipeline(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static char *ngx_voice_secret(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 static char *ngx_voice_public_url(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_voice_check_size(ngx_conf_t *cf, void *post, void *data);
@@ -47,6 +45,19 @@ static ngx_voice_bounds_t  ngx_voice_echo_delay_bounds = {
 
 static ngx_conf_num_bounds_t  ngx_voice_mark_every_bounds = {
     ngx_conf_check_num_bounds, 1, 100000
+};
+
+static ngx_voice_bounds_t  ngx_voice_stt_buffer_bounds = {
+    ngx_voice_check_size, 0, 1024 * 1024
+};
+
+
+static ngx_conf_bitmask_t  ngx_voice_ssl_protocols[] = {
+    { ngx_string("TLSv1"), NGX_SSL_TLSv1 },
+    { ngx_string("TLSv1.1"), NGX_SSL_TLSv1_1 },
+    { ngx_string("TLSv1.2"), NGX_SSL_TLSv1_2 },
+    { ngx_string("TLSv1.3"), NGX_SSL_TLSv1_3 },
+    { ngx_null_string, 0 }
 };
 
 
@@ -89,7 +100,7 @@ static ngx_command_t  ngx_voice_commands[] = {
 
     { ngx_string("voice_twilio_auth_token"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_voice_secret,
+      ngx_voice_conf_secret,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_voice_loc_conf_t, auth_token),
       NULL },
@@ -114,6 +125,125 @@ static ngx_command_t  ngx_voice_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_voice_loc_conf_t, echo_mark_every),
       &ngx_voice_mark_every_bounds },
+
+    { ngx_string("voice_stt_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_voice_conf_url,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, stt_url),
+      NULL },
+
+    { ngx_string("voice_stt_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_voice_conf_secret,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, stt_key),
+      NULL },
+
+    { ngx_string("voice_stt_model"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, stt_model),
+      NULL },
+
+    { ngx_string("voice_stt_language"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, stt_language),
+      NULL },
+
+    { ngx_string("voice_stt_smart_format"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, stt_smart_format),
+      NULL },
+
+    { ngx_string("voice_stt_keyterm"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_array_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, stt_keyterms),
+      NULL },
+
+    { ngx_string("voice_stt_ssl_name"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, stt_ssl_name),
+      NULL },
+
+    { ngx_string("voice_stt_keepalive"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, stt_keepalive),
+      &ngx_voice_timeout_bounds },
+
+    { ngx_string("voice_stt_buffer"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, stt_buffer),
+      &ngx_voice_stt_buffer_bounds },
+
+    { ngx_string("voice_endpointing"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, endpointing),
+      &ngx_voice_timeout_bounds },
+
+    { ngx_string("voice_utterance_end"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, utterance_end),
+      &ngx_voice_timeout_bounds },
+
+    { ngx_string("voice_ssl_verify"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, ssl_verify),
+      NULL },
+
+    { ngx_string("voice_ssl_trusted_certificate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, ssl_trusted_certificate),
+      NULL },
+
+    { ngx_string("voice_ssl_protocols"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_conf_set_bitmask_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, ssl_protocols),
+      &ngx_voice_ssl_protocols },
+
+    { ngx_string("voice_ssl_ciphers"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, ssl_ciphers),
+      NULL },
+
+    { ngx_string("voice_connect_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, connect_timeout),
+      &ngx_voice_timeout_bounds },
+
+    { ngx_string("voice_provider_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, provider_timeout),
+      &ngx_voice_timeout_bounds },
 
       ngx_null_command
 };
@@ -152,6 +282,7 @@ ngx_module_t  ngx_http_voice_module = {
 
 static ngx_voice_mode_t  *ngx_voice_modes[] = {
     &ngx_voice_echo_mode,
+    &ngx_voice_transcribe_mode,
     NULL
 };
 
@@ -180,6 +311,8 @@ ngx_voice_create_loc_conf(ngx_conf_t *cf)
     conf->send_timeout = NGX_CONF_UNSET_MSEC;
     conf->echo_delay = NGX_CONF_UNSET_MSEC;
     conf->echo_mark_every = NGX_CONF_UNSET_UINT;
+
+    ngx_voice_conf_init_providers(conf);
 
     return conf;
 }
@@ -221,7 +354,7 @@ ngx_voice_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                       "is set", &clcf->name);
     }
 
-    return NGX_CONF_OK;
+    return ngx_voice_conf_merge_providers(cf, prev, conf);
 }
 
 
@@ -259,114 +392,6 @@ ngx_voice_pipeline(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_voice_ws_handler;
-
-    return NGX_CONF_OK;
-}
-
-
-/*
- * A secret is given as "env:NAME" (read from the master's environment at
- * configuration time), "file:/path" (first line of the file) or inline.
- * The value is never logged, only where it came from.
- */
-
-static char *
-ngx_voice_secret(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    char  *p = conf;
-
-    u_char       *s, *e, *q;
-    ssize_t       n;
-    ngx_str_t    *field, *value, name;
-    ngx_file_t    file;
-    u_char        buf[4096];
-
-    field = (ngx_str_t *) (p + cmd->offset);
-
-    if (field->data) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    if (value[1].len > 4 && ngx_strncmp(value[1].data, "env:", 4) == 0) {
-        s = (u_char *) getenv((char *) value[1].data + 4);
-
-        if (s == NULL || *s == '\0') {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"%V\": environment variable \"%s\" is "
-                               "not set or empty", &cmd->name,
-                               value[1].data + 4);
-            return NGX_CONF_ERROR;
-        }
-
-        field->len = ngx_strlen(s);
-        field->data = ngx_pstrdup(cf->pool, &(ngx_str_t) { field->len, s });
-
-        return field->data ? NGX_CONF_OK : NGX_CONF_ERROR;
-    }
-
-    if (value[1].len > 5 && ngx_strncmp(value[1].data, "file:", 5) == 0) {
-        name.data = value[1].data + 5;
-        name.len = value[1].len - 5;
-
-        if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_memzero(&file, sizeof(ngx_file_t));
-        file.name = name;
-        file.log = cf->log;
-        file.fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-
-        if (file.fd == NGX_INVALID_FILE) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                               "\"%V\": cannot open \"%V\"", &cmd->name,
-                               &name);
-            return NGX_CONF_ERROR;
-        }
-
-        n = ngx_read_file(&file, buf, sizeof(buf), 0);
-        ngx_close_file(file.fd);
-
-        if (n == NGX_ERROR) {
-            return NGX_CONF_ERROR;
-        }
-
-        s = buf;
-        e = buf + n;
-
-        for (q = s; q < e; q++) {
-            if (*q == CR || *q == LF) {
-                break;
-            }
-        }
-
-        e = q;
-
-        if (e == s) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"%V\": \"%V\" is empty", &cmd->name, &name);
-            return NGX_CONF_ERROR;
-        }
-
-        field->len = e - s;
-        field->data = ngx_pnalloc(cf->pool, field->len);
-        if (field->data == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_memcpy(field->data, s, field->len);
-        ngx_explicit_memzero(buf, sizeof(buf));
-
-        return NGX_CONF_OK;
-    }
-
-    if (value[1].len == 0) {
-        return "must not be empty";
-    }
-
-    *field = value[1];
 
     return NGX_CONF_OK;
 }

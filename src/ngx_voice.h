@@ -41,8 +41,12 @@ typedef struct ngx_voice_call_s  ngx_voice_call_t;
 
 
 /* what a voice_pipeline location runs on each call */
+#define NGX_VOICE_NEEDS_STT        0x01
+
+
 typedef struct {
     ngx_str_t                 name;
+    ngx_uint_t                needs;           /* NGX_VOICE_NEEDS_* */
     ngx_int_t               (*start)(ngx_voice_call_t *call);
     ngx_int_t               (*media)(ngx_voice_call_t *call, u_char *audio,
                                      size_t len);
@@ -66,6 +70,32 @@ typedef struct {
 
     ngx_msec_t                echo_delay;
     ngx_uint_t                echo_mark_every;
+
+    /* speech-to-text (Deepgram live) */
+    ngx_str_t                 stt_url;
+    ngx_str_t                 stt_key;
+    ngx_str_t                 stt_model;
+    ngx_str_t                 stt_language;
+    ngx_str_t                 stt_ssl_name;
+    ngx_msec_t                endpointing;
+    ngx_msec_t                utterance_end;
+    ngx_flag_t                stt_smart_format;
+    ngx_array_t              *stt_keyterms;    /* ngx_str_t */
+    ngx_msec_t                stt_keepalive;
+    size_t                    stt_buffer;      /* audio held meanwhile */
+    void                     *stt;             /* ngx_voice_endpoint_t */
+    ngx_str_t                 stt_uri;         /* path and query */
+    ngx_str_t                 stt_auth;        /* "Token ..." */
+
+    /* TLS to providers */
+    ngx_flag_t                ssl_verify;
+    ngx_str_t                 ssl_trusted_certificate;
+    ngx_uint_t                ssl_protocols;
+    ngx_str_t                 ssl_ciphers;
+    ngx_ssl_t                *ssl;
+
+    ngx_msec_t                connect_timeout;
+    ngx_msec_t                provider_timeout;
 } ngx_voice_loc_conf_t;
 
 
@@ -78,7 +108,7 @@ typedef struct {
     size_t                    pending;         /* bytes not yet sent */
     size_t                    limit;           /* voice_send_buffer */
     ngx_uint_t                blocks;          /* allocated so far */
-} ngx_voice_out_t;
+} ngx_voice_outq_t;
 
 
 typedef enum {
@@ -107,7 +137,7 @@ struct ngx_voice_call_s {
 
     ngx_voice_ws_reader_t     reader;
     u_char                   *rbuf;
-    ngx_voice_out_t           out;
+    ngx_voice_outq_t           out;
 
     ngx_msec_t                started;         /* upgrade time */
     ngx_msec_t                last_read;       /* idle bookkeeping */
@@ -144,6 +174,16 @@ struct ngx_voice_call_s {
 
 extern ngx_module_t  ngx_http_voice_module;
 extern ngx_voice_mode_t  ngx_voice_echo_mode;
+extern ngx_voice_mode_t  ngx_voice_transcribe_mode;
+
+
+/* ngx_voice_conf.c: provider configuration, checked at nginx -t */
+char *ngx_voice_conf_secret(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_voice_conf_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+void ngx_voice_conf_init_providers(ngx_voice_loc_conf_t *conf);
+char *ngx_voice_conf_merge_providers(ngx_conf_t *cf,
+    ngx_voice_loc_conf_t *prev, ngx_voice_loc_conf_t *conf);
 
 
 /* ngx_voice_ws_server.c: the inbound RFC 6455 endpoint */
@@ -174,11 +214,11 @@ void ngx_voice_call_cleanup(ngx_voice_call_t *call);
 ngx_int_t ngx_voice_auth_check(ngx_http_request_t *r,
     ngx_voice_loc_conf_t *vlcf);
 
-/* ngx_voice_out.c */
-void ngx_voice_out_init(ngx_voice_out_t *q, ngx_pool_t *pool, size_t limit);
-u_char *ngx_voice_out_reserve(ngx_voice_out_t *q, size_t n);
-void ngx_voice_out_commit(ngx_voice_out_t *q, size_t n);
-ngx_int_t ngx_voice_out_send(ngx_voice_out_t *q, ngx_connection_t *c);
+/* ngx_voice_outq.c */
+void ngx_voice_outq_init(ngx_voice_outq_t *q, ngx_pool_t *pool, size_t limit);
+u_char *ngx_voice_outq_reserve(ngx_voice_outq_t *q, size_t n);
+void ngx_voice_outq_commit(ngx_voice_outq_t *q, size_t n);
+ngx_int_t ngx_voice_outq_send(ngx_voice_outq_t *q, ngx_connection_t *c);
 
 
 #endif /* _NGX_VOICE_H_INCLUDED_ */

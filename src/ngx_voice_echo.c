@@ -58,6 +58,7 @@ static void ngx_voice_echo_timer(ngx_event_t *ev);
 
 ngx_voice_mode_t  ngx_voice_echo_mode = {
     ngx_string("echo"),
+    0,
     ngx_voice_echo_start,
     ngx_voice_echo_media,
     ngx_voice_echo_dtmf,

@@ -400,7 +400,7 @@ ngx_voice_leg_connect(ngx_voice_leg_t *leg)
 
     leg->connects++;
 
-    ngx_voice_out_init(&leg->out, c->pool,
+    ngx_voice_outq_init(&leg->out, c->pool,
                        leg->call->conf->send_buffer);
 
     leg->rbuf = ngx_pnalloc(c->pool, NGX_VOICE_LEG_READ_BUF);
@@ -820,7 +820,7 @@ ngx_voice_leg_flush(ngx_voice_leg_t *leg)
     wev = c->write;
     sent = c->sent;
 
-    rc = ngx_voice_out_send(&leg->out, c);
+    rc = ngx_voice_outq_send(&leg->out, c);
 
     if (rc == NGX_ERROR) {
         ngx_voice_leg_fail(leg, NGX_VOICE_LEG_ERR_IO);
@@ -896,7 +896,7 @@ ngx_voice_leg_close_connection(ngx_voice_leg_t *leg)
     leg->peer.connection = NULL;
     leg->rbuf = NULL;
 
-    ngx_voice_out_init(&leg->out, NULL, 0);
+    ngx_voice_outq_init(&leg->out, NULL, 0);
 
     if (c->ssl) {
         /* quiet: a close that never waits cannot outlive the call */

@@ -108,7 +108,7 @@ struct ngx_voice_leg_s {
     ngx_str_t                 peer_name;
     u_char                    peer_text[NGX_SOCKADDR_STRLEN];
 
-    ngx_voice_out_t           out;
+    ngx_voice_outq_t           out;
     u_char                   *rbuf;
 
     ngx_log_t                 log;

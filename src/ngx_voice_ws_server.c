@@ -335,7 +335,7 @@ ngx_voice_ws_upgrade(ngx_http_request_t *r, ngx_str_t *key)
 
     ngx_voice_ws_reader_init(&call->reader, NGX_VOICE_WS_SERVER,
                              vlcf->max_message_size, NGX_VOICE_MSG_MIN);
-    ngx_voice_out_init(&call->out, r->pool, vlcf->send_buffer);
+    ngx_voice_outq_init(&call->out, r->pool, vlcf->send_buffer);
 
     /* the reader's malloc()ed buffer must go whatever ends the request */
     pcln = ngx_pool_cleanup_add(r->pool, 0);
@@ -743,7 +743,7 @@ ngx_voice_ws_frame_start(ngx_voice_call_t *call, ngx_uint_t opcode,
 
     hlen = ngx_voice_ws_header_len(len, 0);
 
-    p = ngx_voice_out_reserve(&call->out, hlen + len);
+    p = ngx_voice_outq_reserve(&call->out, hlen + len);
 
     if (p == NULL) {
         if (call->out.pending + hlen + len > call->out.limit) {
@@ -765,7 +765,7 @@ ngx_voice_ws_frame_start(ngx_voice_call_t *call, ngx_uint_t opcode,
 ngx_int_t
 ngx_voice_ws_frame_end(ngx_voice_call_t *call, size_t len)
 {
-    ngx_voice_out_commit(&call->out, ngx_voice_ws_header_len(len, 0) + len);
+    ngx_voice_outq_commit(&call->out, ngx_voice_ws_header_len(len, 0) + len);
 
     return NGX_OK;
 }
@@ -845,7 +845,7 @@ ngx_voice_ws_flush(ngx_voice_call_t *call)
 
     sent = c->sent;
 
-    rc = ngx_voice_out_send(&call->out, c);
+    rc = ngx_voice_outq_send(&call->out, c);
 
     if (rc == NGX_ERROR) {
         ngx_log_error(NGX_LOG_INFO, c->log, 0,

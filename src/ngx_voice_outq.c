@@ -13,11 +13,11 @@
 #include "ngx_voice.h"
 
 
-static ngx_chain_t *ngx_voice_out_block(ngx_voice_out_t *q);
+static ngx_chain_t *ngx_voice_outq_block(ngx_voice_outq_t *q);
 
 
 void
-ngx_voice_out_init(ngx_voice_out_t *q, ngx_pool_t *pool, size_t limit)
+ngx_voice_outq_init(ngx_voice_outq_t *q, ngx_pool_t *pool, size_t limit)
 {
     q->out = NULL;
     q->last = &q->out;
@@ -36,7 +36,7 @@ ngx_voice_out_init(ngx_voice_out_t *q, ngx_pool_t *pool, size_t limit)
  */
 
 u_char *
-ngx_voice_out_reserve(ngx_voice_out_t *q, size_t n)
+ngx_voice_outq_reserve(ngx_voice_outq_t *q, size_t n)
 {
     ngx_buf_t    *b;
     ngx_chain_t  *cl;
@@ -55,7 +55,7 @@ ngx_voice_out_reserve(ngx_voice_out_t *q, size_t n)
         }
     }
 
-    cl = ngx_voice_out_block(q);
+    cl = ngx_voice_outq_block(q);
     if (cl == NULL) {
         return NULL;
     }
@@ -68,7 +68,7 @@ ngx_voice_out_reserve(ngx_voice_out_t *q, size_t n)
 
 
 void
-ngx_voice_out_commit(ngx_voice_out_t *q, size_t n)
+ngx_voice_outq_commit(ngx_voice_outq_t *q, size_t n)
 {
     ngx_chain_t  *cl;
 
@@ -85,7 +85,7 @@ ngx_voice_out_commit(ngx_voice_out_t *q, size_t n)
  */
 
 ngx_int_t
-ngx_voice_out_send(ngx_voice_out_t *q, ngx_connection_t *c)
+ngx_voice_outq_send(ngx_voice_outq_t *q, ngx_connection_t *c)
 {
     size_t        left;
     ngx_buf_t    *b;
@@ -152,7 +152,7 @@ ngx_voice_out_send(ngx_voice_out_t *q, ngx_connection_t *c)
 
 
 static ngx_chain_t *
-ngx_voice_out_block(ngx_voice_out_t *q)
+ngx_voice_outq_block(ngx_voice_outq_t *q)
 {
     ngx_chain_t  *cl;
 

@@ -1,0 +1,391 @@
+/*
+ * Copyright (C) ngx_voice authors
+ *
+ * Configuration of the provider legs: secrets, endpoint URLs, the TLS
+ * context shared by a location's legs, and the provider requests that
+ * never change during a call (built once here, not per call).
+ */
+
+
+#include "ngx_voice.h"
+#include "ngx_voice_leg.h"
+#include "ngx_voice_deepgram.h"
+
+
+static ngx_int_t ngx_voice_conf_ssl(ngx_conf_t *cf,
+    ngx_voice_loc_conf_t *conf);
+static ngx_int_t ngx_voice_conf_stt(ngx_conf_t *cf,
+    ngx_voice_loc_conf_t *conf);
+
+
+#define NGX_VOICE_CA_BUNDLE  "/etc/ssl/certs/ca-certificates.crt"
+
+
+/*
+ * A secret is given as "env:NAME" (read from the master's environment at
+ * configuration time), "file:/path" (first line of the file) or inline.
+ * The value is never logged, only where it came from.
+ */
+
+char *
+ngx_voice_conf_secret(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    u_char       *s, *e, *q;
+    ssize_t       n;
+    ngx_str_t    *field, *value, name;
+    ngx_file_t    file;
+    u_char        buf[4096];
+
+    field = (ngx_str_t *) (p + cmd->offset);
+
+    if (field->data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len > 4 && ngx_strncmp(value[1].data, "env:", 4) == 0) {
+        s = (u_char *) getenv((char *) value[1].data + 4);
+
+        if (s == NULL || *s == '\0') {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\": environment variable \"%s\" is "
+                               "not set or empty", &cmd->name,
+                               value[1].data + 4);
+            return NGX_CONF_ERROR;
+        }
+
+        field->len = ngx_strlen(s);
+        field->data = ngx_pstrdup(cf->pool, &(ngx_str_t) { field->len, s });
+
+        return field->data ? NGX_CONF_OK : NGX_CONF_ERROR;
+    }
+
+    if (value[1].len > 5 && ngx_strncmp(value[1].data, "file:", 5) == 0) {
+        name.data = value[1].data + 5;
+        name.len = value[1].len - 5;
+
+        if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(&file, sizeof(ngx_file_t));
+        file.name = name;
+        file.log = cf->log;
+        file.fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+        if (file.fd == NGX_INVALID_FILE) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                               "\"%V\": cannot open \"%V\"", &cmd->name,
+                               &name);
+            return NGX_CONF_ERROR;
+        }
+
+        n = ngx_read_file(&file, buf, sizeof(buf), 0);
+        ngx_close_file(file.fd);
+
+        if (n == NGX_ERROR) {
+            return NGX_CONF_ERROR;
+        }
+
+        s = buf;
+        e = buf + n;
+
+        for (q = s; q < e; q++) {
+            if (*q == CR || *q == LF) {
+                break;
+            }
+        }
+
+        e = q;
+
+        if (e == s) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\": \"%V\" is empty", &cmd->name, &name);
+            return NGX_CONF_ERROR;
+        }
+
+        field->len = e - s;
+        field->data = ngx_pnalloc(cf->pool, field->len);
+        if (field->data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memcpy(field->data, s, field->len);
+        ngx_explicit_memzero(buf, sizeof(buf));
+
+        return NGX_CONF_OK;
+    }
+
+    if (value[1].len == 0) {
+        return "must not be empty";
+    }
+
+    *field = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+/* a provider URL: checked where it is written, used when merged */
+
+char *
+ngx_voice_conf_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    ngx_str_t             *field, *value;
+    ngx_voice_endpoint_t   ep;
+
+    field = (ngx_str_t *) (p + cmd->offset);
+
+    if (field->data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    ngx_memzero(&ep, sizeof(ngx_voice_endpoint_t));
+
+    if (ngx_voice_endpoint_parse(cf, &ep, &value[1],
+                                 (char *) cmd->name.data)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    *field = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+void
+ngx_voice_conf_init_providers(ngx_voice_loc_conf_t *conf)
+{
+    conf->endpointing = NGX_CONF_UNSET_MSEC;
+    conf->utterance_end = NGX_CONF_UNSET_MSEC;
+    conf->stt_smart_format = NGX_CONF_UNSET;
+    conf->stt_keyterms = NGX_CONF_UNSET_PTR;
+    conf->stt_keepalive = NGX_CONF_UNSET_MSEC;
+    conf->stt_buffer = NGX_CONF_UNSET_SIZE;
+    conf->ssl_verify = NGX_CONF_UNSET;
+    conf->ssl_protocols = 0;
+    conf->connect_timeout = NGX_CONF_UNSET_MSEC;
+    conf->provider_timeout = NGX_CONF_UNSET_MSEC;
+}
+
+
+char *
+ngx_voice_conf_merge_providers(ngx_conf_t *cf, ngx_voice_loc_conf_t *prev,
+    ngx_voice_loc_conf_t *conf)
+{
+    ngx_conf_merge_str_value(conf->stt_url, prev->stt_url,
+                             "wss://api.deepgram.com/v1/listen");
+    ngx_conf_merge_str_value(conf->stt_key, prev->stt_key, "");
+    ngx_conf_merge_str_value(conf->stt_model, prev->stt_model, "nova-3");
+    ngx_conf_merge_str_value(conf->stt_language, prev->stt_language,
+                             "en-US");
+    ngx_conf_merge_str_value(conf->stt_ssl_name, prev->stt_ssl_name, "");
+
+    /* the pause that ends a turn, and the fallback when noise lingers */
+    ngx_conf_merge_msec_value(conf->endpointing, prev->endpointing, 300);
+    ngx_conf_merge_msec_value(conf->utterance_end, prev->utterance_end,
+                              1000);
+    ngx_conf_merge_value(conf->stt_smart_format, prev->stt_smart_format, 1);
+    ngx_conf_merge_ptr_value(conf->stt_keyterms, prev->stt_keyterms, NULL);
+
+    /* Deepgram closes a stream after 10 s without a frame */
+    ngx_conf_merge_msec_value(conf->stt_keepalive, prev->stt_keepalive,
+                              4000);
+
+    /* 5 s of caller audio while the leg (re)connects: 40 KiB at most */
+    ngx_conf_merge_size_value(conf->stt_buffer, prev->stt_buffer,
+                              5 * 8000);
+
+    ngx_conf_merge_value(conf->ssl_verify, prev->ssl_verify, 1);
+    ngx_conf_merge_str_value(conf->ssl_trusted_certificate,
+                             prev->ssl_trusted_certificate, "");
+    ngx_conf_merge_bitmask_value(conf->ssl_protocols, prev->ssl_protocols,
+                                 (NGX_CONF_BITMASK_SET
+                                  |NGX_SSL_TLSv1_2|NGX_SSL_TLSv1_3));
+    ngx_conf_merge_str_value(conf->ssl_ciphers, prev->ssl_ciphers,
+                             "DEFAULT");
+
+    ngx_conf_merge_msec_value(conf->connect_timeout, prev->connect_timeout,
+                              5000);
+    ngx_conf_merge_msec_value(conf->provider_timeout,
+                              prev->provider_timeout, 10000);
+
+    if (conf->mode == NULL || !(conf->mode->needs & NGX_VOICE_NEEDS_STT)) {
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_voice_conf_ssl(cf, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_voice_conf_stt(cf, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* one TLS client context per location that talks to providers */
+
+static ngx_int_t
+ngx_voice_conf_ssl(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf)
+{
+    ngx_str_t            bundle;
+    ngx_pool_cleanup_t  *cln;
+
+    conf->ssl = ngx_pcalloc(cf->pool, sizeof(ngx_ssl_t));
+    if (conf->ssl == NULL) {
+        return NGX_ERROR;
+    }
+
+    conf->ssl->log = cf->log;
+
+    if (ngx_ssl_create(conf->ssl, conf->ssl_protocols, NULL) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        ngx_ssl_cleanup_ctx(conf->ssl);
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_ssl_cleanup_ctx;
+    cln->data = conf->ssl;
+
+    if (ngx_ssl_ciphers(cf, conf->ssl, &conf->ssl_ciphers, 0) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (conf->ssl_verify) {
+        /* never verify against nothing: the system's CAs by default */
+        if (conf->ssl_trusted_certificate.len) {
+            bundle = conf->ssl_trusted_certificate;
+
+        } else {
+            ngx_str_set(&bundle, NGX_VOICE_CA_BUNDLE);
+        }
+
+        if (ngx_ssl_trusted_certificate(cf, conf->ssl, &bundle, 4)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_ssl_client_session_cache(cf, conf->ssl, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The Deepgram leg: the endpoint, its fixed query and the Authorization
+ * field.  A missing key fails nginx -t; the key is never logged.
+ */
+
+static ngx_int_t
+ngx_voice_conf_stt(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf)
+{
+    size_t                  len;
+    u_char                 *p;
+    ngx_str_t              *kt;
+    ngx_uint_t              i;
+    ngx_voice_text_t       *terms;
+    ngx_voice_endpoint_t   *ep;
+    ngx_voice_dg_listen_t   q;
+
+    if (conf->stt_key.len == 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "voice_pipeline \"%V\" needs \"voice_stt_key\"",
+                      &conf->mode->name);
+        return NGX_ERROR;
+    }
+
+    ep = ngx_pcalloc(cf->pool, sizeof(ngx_voice_endpoint_t));
+    if (ep == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_voice_endpoint_parse(cf, ep, &conf->stt_url, "deepgram")
+        != NGX_CONF_OK
+        || ngx_voice_endpoint_merge(cf, ep, conf->ssl, &conf->stt_ssl_name,
+                                    conf->ssl_verify, conf->connect_timeout,
+                                    conf->provider_timeout)
+           != NGX_CONF_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    conf->stt = ep;
+
+    /* μ-law 8 kHz straight from Twilio; interim results for barge-in */
+    ngx_memzero(&q, sizeof(ngx_voice_dg_listen_t));
+
+    q.model.data = (char *) conf->stt_model.data;
+    q.model.len = conf->stt_model.len;
+    q.language.data = (char *) conf->stt_language.data;
+    q.language.len = conf->stt_language.len;
+    q.interim_results = NGX_VOICE_DG_TRUE;
+    q.endpointing = (int) conf->endpointing;
+    q.utterance_end_ms = (unsigned) conf->utterance_end;
+    q.vad_events = NGX_VOICE_DG_TRUE;
+    q.smart_format = conf->stt_smart_format ? NGX_VOICE_DG_TRUE
+                                            : NGX_VOICE_DG_FALSE;
+
+    if (conf->stt_keyterms) {
+        kt = conf->stt_keyterms->elts;
+
+        terms = ngx_palloc(cf->pool, conf->stt_keyterms->nelts
+                                     * sizeof(ngx_voice_text_t));
+        if (terms == NULL) {
+            return NGX_ERROR;
+        }
+
+        for (i = 0; i < conf->stt_keyterms->nelts; i++) {
+            terms[i].data = (char *) kt[i].data;
+            terms[i].len = kt[i].len;
+        }
+
+        q.keyterms = terms;
+        q.nkeyterms = conf->stt_keyterms->nelts;
+    }
+
+    len = ngx_voice_dg_listen_query(NULL, &q);
+
+    p = ngx_pnalloc(cf->pool, ep->uri.len + 1 + len);
+    if (p == NULL || len == 0) {
+        return NGX_ERROR;
+    }
+
+    conf->stt_uri.data = p;
+
+    p = ngx_cpymem(p, ep->uri.data, ep->uri.len);
+    *p++ = ngx_strlchr(ep->uri.data, ep->uri.data + ep->uri.len, '?')
+           ? '&' : '?';
+    p += ngx_voice_dg_listen_query(p, &q);
+
+    conf->stt_uri.len = p - conf->stt_uri.data;
+
+    conf->stt_auth.len = sizeof("Token ") - 1 + conf->stt_key.len;
+    conf->stt_auth.data = ngx_pnalloc(cf->pool, conf->stt_auth.len);
+    if (conf->stt_auth.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(conf->stt_auth.data, "Token %V", &conf->stt_key);
+
+    return NGX_OK;
+}

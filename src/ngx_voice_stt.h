@@ -1,0 +1,69 @@
+/*
+ * Copyright (C) ngx_voice authors
+ *
+ * The speech-to-text interface the pipeline uses, and its Deepgram live
+ * implementation (ngx_voice_stt_deepgram.c): caller audio in, transcript
+ * events out.  The leg connects at "start", holds audio while it is not
+ * open (bounded by voice_stt_buffer), reconnects with backoff when the
+ * provider drops it, and sends keep-alives when audio stops flowing.
+ */
+
+
+#ifndef _NGX_VOICE_STT_H_INCLUDED_
+#define _NGX_VOICE_STT_H_INCLUDED_
+
+
+#include "ngx_voice_ws_client.h"
+
+
+#define NGX_VOICE_STT_RETRIES      5
+
+
+typedef struct ngx_voice_stt_s  ngx_voice_stt_t;
+
+typedef struct {
+    void                    (*speech_started)(ngx_voice_stt_t *stt);
+    /* is_final: the segment's text is settled; speech_final: turn end */
+    void                    (*result)(ngx_voice_stt_t *stt, ngx_str_t *text,
+                                      ngx_uint_t is_final,
+                                      ngx_uint_t speech_final);
+    void                    (*utterance_end)(ngx_voice_stt_t *stt);
+    /* finished after ngx_voice_stt_finish(), or given up: err says */
+    void                    (*closed)(ngx_voice_stt_t *stt,
+                                      ngx_voice_leg_error_e err);
+} ngx_voice_stt_events_t;
+
+
+struct ngx_voice_stt_s {
+    ngx_voice_wsc_t           ws;
+    ngx_voice_call_t         *call;
+    ngx_voice_stt_events_t   *events;
+    void                     *owner;
+
+    ngx_event_t               timer;          /* keep-alive, reconnect */
+    ngx_msec_t                last_sent;
+
+    u_char                   *held;           /* audio while not open */
+    size_t                    held_len;
+    size_t                    held_dropped;
+
+    ngx_uint_t                retries;
+    ngx_uint_t                connects;
+    ngx_uint_t                audio_sent;     /* bytes */
+    ngx_uint_t                finals;
+
+    unsigned                  finishing:1;
+    unsigned                  done:1;
+};
+
+
+ngx_int_t ngx_voice_stt_start(ngx_voice_stt_t *stt, ngx_voice_call_t *call,
+    ngx_voice_stt_events_t *events, void *owner);
+ngx_int_t ngx_voice_stt_audio(ngx_voice_stt_t *stt, u_char *audio,
+    size_t len);
+ngx_int_t ngx_voice_stt_finalize(ngx_voice_stt_t *stt);
+ngx_int_t ngx_voice_stt_finish(ngx_voice_stt_t *stt);
+void ngx_voice_stt_abort(ngx_voice_stt_t *stt);
+
+
+#endif /* _NGX_VOICE_STT_H_INCLUDED_ */

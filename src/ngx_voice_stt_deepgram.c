@@ -1,0 +1,424 @@
+/*
+ * Copyright (C) ngx_voice authors
+ *
+ * Deepgram live speech-to-text over the WebSocket client: μ-law frames
+ * forwarded as binary messages (never empty), KeepAlive when audio has
+ * not flowed for voice_stt_keepalive, Finalize, and CloseStream at the
+ * end with a bounded wait for the last results.
+ */
+
+
+#include "ngx_voice_stt.h"
+#include "ngx_voice_deepgram.h"
+
+
+#define NGX_VOICE_STT_FINISH_WAIT  3000
+#define NGX_VOICE_STT_CHUNK        3200    /* replayed audio per frame */
+
+
+static ngx_int_t ngx_voice_stt_connect(ngx_voice_stt_t *stt);
+static void ngx_voice_stt_open(ngx_voice_wsc_t *ws);
+static void ngx_voice_stt_message(ngx_voice_wsc_t *ws,
+    ngx_voice_ws_msg_t *msg);
+static void ngx_voice_stt_closed(ngx_voice_wsc_t *ws,
+    ngx_voice_leg_error_e err);
+static void ngx_voice_stt_hold(ngx_voice_stt_t *stt, u_char *audio,
+    size_t len);
+static ngx_int_t ngx_voice_stt_send_text(ngx_voice_stt_t *stt,
+    const char *text, size_t len);
+static void ngx_voice_stt_timer(ngx_event_t *ev);
+
+
+static ngx_voice_wsc_handler_t  ngx_voice_stt_ws_handler = {
+    ngx_voice_stt_open,
+    ngx_voice_stt_message,
+    ngx_voice_stt_closed
+};
+
+
+ngx_int_t
+ngx_voice_stt_start(ngx_voice_stt_t *stt, ngx_voice_call_t *call,
+    ngx_voice_stt_events_t *events, void *owner)
+{
+    ngx_voice_loc_conf_t  *conf;
+
+    conf = call->conf;
+
+    ngx_memzero(stt, sizeof(ngx_voice_stt_t));
+
+    stt->call = call;
+    stt->events = events;
+    stt->owner = owner;
+
+    ngx_voice_wsc_init(&stt->ws, call, conf->stt, &ngx_voice_stt_ws_handler,
+                       stt, 64 * 1024);
+
+    /* the call's log context names the provider in every line */
+    stt->timer.handler = ngx_voice_stt_timer;
+    stt->timer.data = stt;
+    stt->timer.log = &stt->ws.leg.log;
+    stt->timer.cancelable = 1;
+
+    return ngx_voice_stt_connect(stt);
+}
+
+
+static ngx_int_t
+ngx_voice_stt_connect(ngx_voice_stt_t *stt)
+{
+    ngx_voice_loc_conf_t  *conf;
+
+    conf = stt->call->conf;
+
+    stt->connects++;
+    stt->ws.nfields = 0;
+
+    if (ngx_voice_wsc_add_field(&stt->ws, "Authorization", &conf->stt_auth)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_voice_wsc_connect(&stt->ws, &conf->stt_uri);
+}
+
+
+static void
+ngx_voice_stt_open(ngx_voice_wsc_t *ws)
+{
+    size_t            n;
+    u_char           *p;
+    ngx_voice_stt_t  *stt;
+
+    stt = ws->data;
+    stt->retries = 0;
+
+    ngx_log_error(NGX_LOG_INFO, &ws->leg.log, 0,
+                  "voice: speech-to-text connected in %M ms%s",
+                  ngx_current_msec - ws->leg.opened,
+                  stt->held_len ? ", sending the audio held meanwhile" : "");
+
+    /* the caller's words spoken while connecting are not lost */
+    p = stt->held;
+
+    while (stt->held_len && ws->state == NGX_VOICE_WSC_OPEN) {
+        n = ngx_min(stt->held_len, NGX_VOICE_STT_CHUNK);
+
+        if (ngx_voice_wsc_send(ws, NGX_VOICE_WS_OP_BINARY, p, n) != NGX_OK) {
+            return;
+        }
+
+        stt->audio_sent += n;
+        p += n;
+        stt->held_len -= n;
+    }
+
+    if (stt->held) {
+        ngx_free(stt->held);
+        stt->held = NULL;
+        stt->held_len = 0;
+    }
+
+    stt->last_sent = ngx_current_msec;
+
+    if (stt->finishing) {
+        (void) ngx_voice_stt_finish(stt);
+        return;
+    }
+
+    ngx_add_timer(&stt->timer, stt->call->conf->stt_keepalive);
+}
+
+
+ngx_int_t
+ngx_voice_stt_audio(ngx_voice_stt_t *stt, u_char *audio, size_t len)
+{
+    if (len == 0 || stt->done || stt->finishing) {
+        /* an empty binary frame would end the stream */
+        return NGX_OK;
+    }
+
+    if (stt->ws.state != NGX_VOICE_WSC_OPEN) {
+        ngx_voice_stt_hold(stt, audio, len);
+        return NGX_OK;
+    }
+
+    if (ngx_voice_wsc_send(&stt->ws, NGX_VOICE_WS_OP_BINARY, audio, len)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    stt->audio_sent += len;
+    stt->last_sent = ngx_current_msec;
+
+    return NGX_OK;
+}
+
+
+/* audio while the leg is not open: kept up to voice_stt_buffer */
+
+static void
+ngx_voice_stt_hold(ngx_voice_stt_t *stt, u_char *audio, size_t len)
+{
+    size_t  cap;
+
+    cap = stt->call->conf->stt_buffer;
+
+    if (stt->held == NULL && cap) {
+        stt->held = ngx_alloc(cap, &stt->ws.leg.log);
+        if (stt->held == NULL) {
+            return;
+        }
+    }
+
+    if (stt->held_len + len > cap) {
+        if (stt->held_dropped == 0) {
+            ngx_log_error(NGX_LOG_WARN, &stt->ws.leg.log, 0,
+                          "voice: speech-to-text not connected: more than "
+                          "voice_stt_buffer %uz bytes of caller audio, "
+                          "dropping the rest", cap);
+        }
+
+        stt->held_dropped += len;
+        return;
+    }
+
+    ngx_memcpy(stt->held + stt->held_len, audio, len);
+    stt->held_len += len;
+}
+
+
+static void
+ngx_voice_stt_message(ngx_voice_wsc_t *ws, ngx_voice_ws_msg_t *msg)
+{
+    int                  rc;
+    ngx_str_t            text;
+    ngx_uint_t           level;
+    ngx_voice_stt_t     *stt;
+    ngx_voice_dg_msg_t   m;
+
+    stt = ws->data;
+
+    if (msg->opcode != NGX_VOICE_WS_OP_TEXT) {
+        ngx_log_error(NGX_LOG_WARN, &ws->leg.log, 0,
+                      "voice: unexpected binary message from "
+                      "speech-to-text ignored");
+        return;
+    }
+
+    rc = ngx_voice_dg_parse(&m, msg->data, msg->len);
+
+    if (rc != NGX_VOICE_DG_OK) {
+        ngx_log_error(NGX_LOG_WARN, &ws->leg.log, 0,
+                      "voice: invalid message from speech-to-text "
+                      "ignored: %s", m.error);
+        ngx_voice_dg_done(&m);
+        return;
+    }
+
+    switch (m.type) {
+
+    case NGX_VOICE_DG_RESULTS:
+        text.data = (u_char *) m.transcript.data;
+        text.len = m.transcript.len;
+
+        if (m.is_final) {
+            stt->finals++;
+        }
+
+        stt->events->result(stt, &text, m.is_final, m.speech_final);
+        break;
+
+    case NGX_VOICE_DG_SPEECH_STARTED:
+        stt->events->speech_started(stt);
+        break;
+
+    case NGX_VOICE_DG_UTTERANCE_END:
+        stt->events->utterance_end(stt);
+        break;
+
+    case NGX_VOICE_DG_METADATA:
+        ngx_log_debug3(NGX_LOG_DEBUG_HTTP, &ws->leg.log, 0,
+                       "voice %V: speech-to-text metadata, request %*s",
+                       &stt->call->id, m.request_id.len, m.request_id.data);
+        break;
+
+    case NGX_VOICE_DG_ERROR:
+    case NGX_VOICE_DG_WARNING:
+        level = (m.type == NGX_VOICE_DG_ERROR) ? NGX_LOG_ERR : NGX_LOG_WARN;
+
+        ngx_log_error(level, &ws->leg.log, 0,
+                      "voice: speech-to-text says \"%*s\": %*s",
+                      m.code.len, m.code.data, m.description.len,
+                      m.description.data);
+        break;
+
+    default:
+        break;
+    }
+
+    ngx_voice_dg_done(&m);
+}
+
+
+static void
+ngx_voice_stt_closed(ngx_voice_wsc_t *ws, ngx_voice_leg_error_e err)
+{
+    ngx_msec_t        backoff;
+    ngx_voice_stt_t  *stt;
+
+    stt = ws->data;
+
+    if (stt->timer.timer_set) {
+        ngx_del_timer(&stt->timer);
+    }
+
+    if (stt->finishing || stt->done) {
+        stt->done = 1;
+        stt->events->closed(stt, err);
+        return;
+    }
+
+    /* dropped mid-call: reconnect, holding the caller's audio meanwhile */
+    if (ngx_exiting || stt->retries >= NGX_VOICE_STT_RETRIES) {
+        ngx_log_error(NGX_LOG_ERR, &ws->leg.log, 0,
+                      "voice: speech-to-text lost (%s), giving up after "
+                      "%ui attempts", ngx_voice_leg_strerror(err),
+                      stt->retries);
+        stt->done = 1;
+        stt->events->closed(stt, err == NGX_VOICE_LEG_OK
+                                 ? NGX_VOICE_LEG_ERR_CLOSED : err);
+        return;
+    }
+
+    backoff = (ngx_msec_t) 250 << stt->retries;
+    stt->retries++;
+
+    ngx_log_error(NGX_LOG_WARN, &ws->leg.log, 0,
+                  "voice: speech-to-text lost (%s), reconnecting in %M ms",
+                  ngx_voice_leg_strerror(err), backoff);
+
+    ngx_add_timer(&stt->timer, backoff);
+}
+
+
+static void
+ngx_voice_stt_timer(ngx_event_t *ev)
+{
+    ngx_voice_stt_t   *stt;
+    ngx_voice_call_t  *call;
+
+    stt = ev->data;
+    call = stt->call;
+
+    if (stt->ws.state == NGX_VOICE_WSC_CLOSED && !stt->done) {
+        (void) ngx_voice_stt_connect(stt);
+        goto done;
+    }
+
+    if (stt->ws.state == NGX_VOICE_WSC_OPEN && !stt->finishing) {
+
+        /* Deepgram closes with NET-0001 after 10 s without a frame */
+        if (ngx_current_msec - stt->last_sent >= call->conf->stt_keepalive) {
+            (void) ngx_voice_stt_send_text(stt, NGX_VOICE_DG_KEEPALIVE,
+                                    ngx_voice_dg_lit_len(NGX_VOICE_DG_KEEPALIVE));
+        }
+
+        if (stt->ws.state == NGX_VOICE_WSC_OPEN) {
+            ngx_add_timer(&stt->timer, call->conf->stt_keepalive);
+        }
+    }
+
+done:
+
+    ngx_voice_ws_event_done(call);
+    ngx_http_run_posted_requests(call->connection);
+}
+
+
+static ngx_int_t
+ngx_voice_stt_send_text(ngx_voice_stt_t *stt, const char *text, size_t len)
+{
+    stt->last_sent = ngx_current_msec;
+
+    return ngx_voice_wsc_send(&stt->ws, NGX_VOICE_WS_OP_TEXT, (u_char *) text,
+                              len);
+}
+
+
+/* forces the results of the audio sent so far */
+
+ngx_int_t
+ngx_voice_stt_finalize(ngx_voice_stt_t *stt)
+{
+    if (stt->ws.state != NGX_VOICE_WSC_OPEN) {
+        return NGX_DECLINED;
+    }
+
+    return ngx_voice_stt_send_text(stt, NGX_VOICE_DG_FINALIZE,
+                                   ngx_voice_dg_lit_len(NGX_VOICE_DG_FINALIZE));
+}
+
+
+/*
+ * The call ends: CloseStream makes Deepgram send its last results, then
+ * Metadata, then close; events->closed() says when.  Bounded by the
+ * WebSocket client's close timeout.
+ */
+
+ngx_int_t
+ngx_voice_stt_finish(ngx_voice_stt_t *stt)
+{
+    stt->finishing = 1;
+
+    if (stt->timer.timer_set) {
+        ngx_del_timer(&stt->timer);
+    }
+
+    switch (stt->ws.state) {
+
+    case NGX_VOICE_WSC_OPEN:
+        if (ngx_voice_stt_send_text(stt, NGX_VOICE_DG_CLOSE_STREAM,
+                             ngx_voice_dg_lit_len(NGX_VOICE_DG_CLOSE_STREAM))
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        /*
+         * Deepgram sends the last results, Metadata, then a Close; the
+         * socket stays open for them, bounded by the client's close timer
+         */
+        ngx_add_timer(&stt->ws.close_timer, NGX_VOICE_STT_FINISH_WAIT);
+        return NGX_AGAIN;
+
+    case NGX_VOICE_WSC_CLOSED:
+    case NGX_VOICE_WSC_IDLE:
+        stt->done = 1;
+        stt->events->closed(stt, NGX_VOICE_LEG_OK);
+        return NGX_OK;
+
+    default:
+        /* still connecting: the audio held is sent first, then this */
+        return NGX_AGAIN;
+    }
+}
+
+
+void
+ngx_voice_stt_abort(ngx_voice_stt_t *stt)
+{
+    if (stt->timer.timer_set) {
+        ngx_del_timer(&stt->timer);
+    }
+
+    stt->done = 1;
+
+    ngx_voice_wsc_abort(&stt->ws);
+
+    if (stt->held) {
+        ngx_free(stt->held);
+        stt->held = NULL;
+    }
+}
