@@ -53,6 +53,9 @@ typedef struct {
     ngx_int_t               (*dtmf)(ngx_voice_call_t *call, u_char digit);
     ngx_int_t               (*mark)(ngx_voice_call_t *call, ngx_str_t *name);
     ngx_int_t               (*stop)(ngx_voice_call_t *call);
+    /* the client closes: NGX_AGAIN holds our Close until the mode's
+     * last work (e.g. the final transcripts) is done; may be NULL */
+    ngx_int_t               (*closing)(ngx_voice_call_t *call);
     void                    (*cleanup)(ngx_voice_call_t *call);
 } ngx_voice_mode_t;
 

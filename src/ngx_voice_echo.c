@@ -64,6 +64,7 @@ ngx_voice_mode_t  ngx_voice_echo_mode = {
     ngx_voice_echo_dtmf,
     ngx_voice_echo_mark,
     ngx_voice_echo_stop,
+    NULL,
     ngx_voice_echo_cleanup
 };
 

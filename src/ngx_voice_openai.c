@@ -591,18 +591,13 @@ ngx_voice_oa_merge(cJSON *root, cJSON *extra)
             continue;
         }
 
-        /* a member given in extra replaces the built one */
+        /*
+         * A member given in extra replaces the built one.  Not with
+         * cJSON_ReplaceItemInObject(): it frees item->string before
+         * copying the key from it.
+         */
 
-        if (cJSON_GetObjectItemCaseSensitive(root, item->string) != NULL) {
-            if (!cJSON_ReplaceItemInObjectCaseSensitive(root, item->string,
-                                                        item))
-            {
-                cJSON_Delete(item);
-                return -1;
-            }
-
-            continue;
-        }
+        cJSON_DeleteItemFromObjectCaseSensitive(root, item->string);
 
         if (!cJSON_AddItemToObject(root, item->string, item)) {
             cJSON_Delete(item);

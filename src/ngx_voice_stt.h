@@ -43,9 +43,18 @@ struct ngx_voice_stt_s {
     ngx_event_t               timer;          /* keep-alive, reconnect */
     ngx_msec_t                last_sent;
 
-    u_char                   *held;           /* audio while not open */
-    size_t                    held_len;
-    size_t                    held_dropped;
+    /*
+     * The last voice_stt_buffer bytes of caller audio, in stream order.
+     * Positions are counted from the call's first byte: what arrives
+     * while the leg is down, and what was sent but not yet covered by a
+     * final result when it dropped, is replayed on the next connection.
+     */
+    u_char                   *ring;
+    size_t                    ring_size;
+    uint64_t                  ring_total;     /* bytes ever appended */
+    uint64_t                  conn_base;      /* stream time 0 now */
+    uint64_t                  confirmed;      /* covered by finals */
+    ngx_uint_t                ring_lost;      /* bytes never sent */
 
     ngx_uint_t                retries;
     ngx_uint_t                connects;

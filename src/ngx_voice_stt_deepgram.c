@@ -22,7 +22,7 @@ static void ngx_voice_stt_message(ngx_voice_wsc_t *ws,
     ngx_voice_ws_msg_t *msg);
 static void ngx_voice_stt_closed(ngx_voice_wsc_t *ws,
     ngx_voice_leg_error_e err);
-static void ngx_voice_stt_hold(ngx_voice_stt_t *stt, u_char *audio,
+static void ngx_voice_stt_keep(ngx_voice_stt_t *stt, u_char *audio,
     size_t len);
 static ngx_int_t ngx_voice_stt_send_text(ngx_voice_stt_t *stt,
     const char *text, size_t len);
@@ -54,6 +54,15 @@ ngx_voice_stt_start(ngx_voice_stt_t *stt, ngx_voice_call_t *call,
                        stt, 64 * 1024);
 
     /* the call's log context names the provider in every line */
+    stt->ring_size = conf->stt_buffer;
+
+    if (stt->ring_size) {
+        stt->ring = ngx_alloc(stt->ring_size, call->connection->log);
+        if (stt->ring == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
     stt->timer.handler = ngx_voice_stt_timer;
     stt->timer.data = stt;
     stt->timer.log = &stt->ws.leg.log;
@@ -86,37 +95,43 @@ ngx_voice_stt_connect(ngx_voice_stt_t *stt)
 static void
 ngx_voice_stt_open(ngx_voice_wsc_t *ws)
 {
-    size_t            n;
-    u_char           *p;
+    size_t            n, off;
+    uint64_t          from, oldest;
     ngx_voice_stt_t  *stt;
 
     stt = ws->data;
     stt->retries = 0;
 
+    /* what the provider has not turned into final text goes again */
+    oldest = stt->ring_total > stt->ring_size
+             ? stt->ring_total - stt->ring_size : 0;
+    from = ngx_max(stt->confirmed, oldest);
+
+    if (stt->confirmed < oldest) {
+        stt->ring_lost += oldest - stt->confirmed;
+    }
+
     ngx_log_error(NGX_LOG_INFO, &ws->leg.log, 0,
-                  "voice: speech-to-text connected in %M ms%s",
-                  ngx_current_msec - ws->leg.opened,
-                  stt->held_len ? ", sending the audio held meanwhile" : "");
+                  "voice: speech-to-text connected in %M ms, replaying "
+                  "%uL ms of audio", ngx_current_msec - ws->leg.opened,
+                  (stt->ring_total - from) / 8);
 
-    /* the caller's words spoken while connecting are not lost */
-    p = stt->held;
+    stt->conn_base = from;
 
-    while (stt->held_len && ws->state == NGX_VOICE_WSC_OPEN) {
-        n = ngx_min(stt->held_len, NGX_VOICE_STT_CHUNK);
+    while (from < stt->ring_total && ws->state == NGX_VOICE_WSC_OPEN) {
+        off = (size_t) (from % stt->ring_size);
+        n = ngx_min((size_t) (stt->ring_total - from),
+                    ngx_min(stt->ring_size - off, NGX_VOICE_STT_CHUNK));
 
-        if (ngx_voice_wsc_send(ws, NGX_VOICE_WS_OP_BINARY, p, n) != NGX_OK) {
+        if (ngx_voice_wsc_send(ws, NGX_VOICE_WS_OP_BINARY, stt->ring + off,
+                               n)
+            != NGX_OK)
+        {
             return;
         }
 
         stt->audio_sent += n;
-        p += n;
-        stt->held_len -= n;
-    }
-
-    if (stt->held) {
-        ngx_free(stt->held);
-        stt->held = NULL;
-        stt->held_len = 0;
+        from += n;
     }
 
     stt->last_sent = ngx_current_msec;
@@ -138,8 +153,9 @@ ngx_voice_stt_audio(ngx_voice_stt_t *stt, u_char *audio, size_t len)
         return NGX_OK;
     }
 
+    ngx_voice_stt_keep(stt, audio, len);
+
     if (stt->ws.state != NGX_VOICE_WSC_OPEN) {
-        ngx_voice_stt_hold(stt, audio, len);
         return NGX_OK;
     }
 
@@ -156,36 +172,33 @@ ngx_voice_stt_audio(ngx_voice_stt_t *stt, u_char *audio, size_t len)
 }
 
 
-/* audio while the leg is not open: kept up to voice_stt_buffer */
+/* every frame is kept in the ring: a copy of 160 bytes, no allocation */
 
 static void
-ngx_voice_stt_hold(ngx_voice_stt_t *stt, u_char *audio, size_t len)
+ngx_voice_stt_keep(ngx_voice_stt_t *stt, u_char *audio, size_t len)
 {
-    size_t  cap;
+    size_t  off, n;
 
-    cap = stt->call->conf->stt_buffer;
-
-    if (stt->held == NULL && cap) {
-        stt->held = ngx_alloc(cap, &stt->ws.leg.log);
-        if (stt->held == NULL) {
-            return;
-        }
-    }
-
-    if (stt->held_len + len > cap) {
-        if (stt->held_dropped == 0) {
-            ngx_log_error(NGX_LOG_WARN, &stt->ws.leg.log, 0,
-                          "voice: speech-to-text not connected: more than "
-                          "voice_stt_buffer %uz bytes of caller audio, "
-                          "dropping the rest", cap);
-        }
-
-        stt->held_dropped += len;
+    if (stt->ring_size == 0) {
         return;
     }
 
-    ngx_memcpy(stt->held + stt->held_len, audio, len);
-    stt->held_len += len;
+    if (len > stt->ring_size) {
+        audio += len - stt->ring_size;
+        stt->ring_total += len - stt->ring_size;
+        len = stt->ring_size;
+    }
+
+    while (len) {
+        off = (size_t) (stt->ring_total % stt->ring_size);
+        n = ngx_min(len, stt->ring_size - off);
+
+        ngx_memcpy(stt->ring + off, audio, n);
+
+        stt->ring_total += n;
+        audio += n;
+        len -= n;
+    }
 }
 
 
@@ -225,6 +238,14 @@ ngx_voice_stt_message(ngx_voice_wsc_t *ws, ngx_voice_ws_msg_t *msg)
 
         if (m.is_final) {
             stt->finals++;
+
+            /* stream seconds to ring position: 8000 bytes a second */
+            if (m.start >= 0 && m.duration >= 0) {
+                stt->confirmed = ngx_max(stt->confirmed,
+                                         stt->conn_base
+                                         + (uint64_t) ((m.start + m.duration)
+                                                       * 8000));
+            }
         }
 
         stt->events->result(stt, &text, m.is_final, m.speech_final);
@@ -275,6 +296,19 @@ ngx_voice_stt_closed(ngx_voice_wsc_t *ws, ngx_voice_leg_error_e err)
     }
 
     if (stt->finishing || stt->done) {
+        stt->done = 1;
+        stt->events->closed(stt, err);
+        return;
+    }
+
+    /* a refusal that will not change: wrong key, URL or certificate */
+    if (err == NGX_VOICE_LEG_ERR_VERIFY
+        || (err == NGX_VOICE_LEG_ERR_HANDSHAKE && ws->status >= 400
+            && ws->status < 500 && ws->status != 408 && ws->status != 429))
+    {
+        ngx_log_error(NGX_LOG_ERR, &ws->leg.log, 0,
+                      "voice: speech-to-text refused (%s), not retrying",
+                      ngx_voice_leg_strerror(err));
         stt->done = 1;
         stt->events->closed(stt, err);
         return;
@@ -417,8 +451,8 @@ ngx_voice_stt_abort(ngx_voice_stt_t *stt)
 
     ngx_voice_wsc_abort(&stt->ws);
 
-    if (stt->held) {
-        ngx_free(stt->held);
-        stt->held = NULL;
+    if (stt->ring) {
+        ngx_free(stt->ring);
+        stt->ring = NULL;
     }
 }

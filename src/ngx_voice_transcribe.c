@@ -32,6 +32,7 @@ static ngx_int_t ngx_voice_transcribe_dtmf(ngx_voice_call_t *call,
 static ngx_int_t ngx_voice_transcribe_mark(ngx_voice_call_t *call,
     ngx_str_t *name);
 static ngx_int_t ngx_voice_transcribe_stop(ngx_voice_call_t *call);
+static ngx_int_t ngx_voice_transcribe_closing(ngx_voice_call_t *call);
 static void ngx_voice_transcribe_cleanup(ngx_voice_call_t *call);
 static void ngx_voice_transcribe_speech(ngx_voice_stt_t *stt);
 static void ngx_voice_transcribe_result(ngx_voice_stt_t *stt,
@@ -51,6 +52,7 @@ ngx_voice_mode_t  ngx_voice_transcribe_mode = {
     ngx_voice_transcribe_dtmf,
     ngx_voice_transcribe_mark,
     ngx_voice_transcribe_stop,
+    ngx_voice_transcribe_closing,
     ngx_voice_transcribe_cleanup
 };
 
@@ -128,6 +130,23 @@ ngx_voice_transcribe_stop(ngx_voice_call_t *call)
     if (ngx_voice_stt_finish(&t->stt) == NGX_ERROR) {
         return ngx_voice_ws_close(call, NGX_VOICE_WS_CLOSE_NORMAL,
                                   "stream stopped");
+    }
+
+    return NGX_OK;
+}
+
+
+/* Twilio closes right after "stop": the last words are still coming */
+
+static ngx_int_t
+ngx_voice_transcribe_closing(ngx_voice_call_t *call)
+{
+    ngx_voice_transcribe_t  *t;
+
+    t = call->mode_ctx;
+
+    if (t && t->stopping && !t->stt.done) {
+        return NGX_AGAIN;
     }
 
     return NGX_OK;

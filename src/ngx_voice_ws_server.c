@@ -648,10 +648,20 @@ ngx_voice_ws_message(ngx_voice_call_t *call, ngx_voice_ws_msg_t *msg)
                       (ngx_uint_t) msg->close_code, msg->reason_len,
                       msg->reason);
 
-        if (!call->close_sent) {
-            /* echo the code (RFC 6455 5.5.1); 1005 means "none sent" */
-            ngx_voice_ws_close(call, msg->close_code, NULL);
+        if (call->close_sent) {
+            return;
         }
+
+        if (call->mode->closing && call->state >= NGX_VOICE_CALL_STARTED
+            && call->mode->closing(call) == NGX_AGAIN)
+        {
+            /* the mode sends our Close when done; its own timer bounds it */
+            call->state = NGX_VOICE_CALL_CLOSING;
+            return;
+        }
+
+        /* echo the code (RFC 6455 5.5.1); 1005 means "none sent" */
+        ngx_voice_ws_close(call, msg->close_code, NULL);
 
         return;
     }
