@@ -18,9 +18,11 @@ PROVE         ?= prove
 CC            ?= cc
 
 CODEC_SRCS    := src/ngx_voice_ws_codec.c src/ngx_voice_base64.c \
-                 src/ngx_voice_twilio.c
-CODEC_HDRS    := src/ngx_voice_ws_codec.h src/ngx_voice_base64.h \
-                 src/ngx_voice_twilio.h
+                 src/ngx_voice_twilio.c src/ngx_voice_json.c \
+                 src/ngx_voice_http_parse.c src/ngx_voice_sse.c \
+                 src/ngx_voice_openai.c src/ngx_voice_deepgram.c \
+                 src/ngx_voice_elevenlabs.c
+CODEC_HDRS    := $(CODEC_SRCS:.c=.h)
 MODULE_SRCS   := config ngx_voice_module.c $(wildcard src/*.c src/*.h)
 UNIT_SRCS     := $(wildcard t/unit/*.c t/unit/*.h)
 FUZZ_TARGETS  := $(patsubst t/fuzz/%.c,%,$(wildcard t/fuzz/fuzz_*.c))

@@ -29,6 +29,12 @@ main(void)
     test_ws_codec();
     test_twilio();
     test_signature();
+    test_json();
+    test_http_parse();
+    test_sse();
+    test_openai();
+    test_deepgram();
+    test_elevenlabs();
 
     printf("1..%u\n", tap_count);
 

@@ -59,6 +59,12 @@ void test_base64(void);
 void test_ws_codec(void);
 void test_twilio(void);
 void test_signature(void);
+void test_json(void);
+void test_http_parse(void);
+void test_sse(void);
+void test_openai(void);
+void test_deepgram(void);
+void test_elevenlabs(void);
 
 
 #endif /* _NGX_VOICE_TAP_H_INCLUDED_ */
