@@ -5,6 +5,7 @@
 #   make test            install missing Debian packages (as root), build,
 #                        run the unit tests and every Test::Nginx suite
 #   make test-valgrind   the same suites with nginx under valgrind
+#   make demo            simulators + nginx + a scripted Twilio call
 #   make fuzz            each libFuzzer target for FUZZ_SECONDS
 #   make clean
 
@@ -39,7 +40,7 @@ DEB_TEST      := libtest-base-perl libtest-longstring-perl \
                  openssl tini valgrind
 DEB_FUZZ      := clang libclang-rt-dev
 
-.PHONY: all module deps deps-test unit test test-valgrind fuzz clean
+.PHONY: all module deps deps-test unit test test-valgrind fuzz demo clean
 
 all: module
 
@@ -96,6 +97,10 @@ test-valgrind: deps-test
 	    TEST_NGINX_UNIT=$(OBJS)/unit/ngx_voice_unit \
 	    TEST_NGINX_USE_VALGRIND=1 TEST_NGINX_RANDOMIZE=1 \
 	    tini -s -- $(PROVE) -r t
+
+demo: deps-test
+	$(MAKE) module
+	NGINX_BIN=$(NGINX_BIN) tools/demo
 
 $(OBJS)/fuzz/%: t/fuzz/%.c $(CODEC_SRCS) $(CODEC_HDRS)
 	mkdir -p $(OBJS)/fuzz

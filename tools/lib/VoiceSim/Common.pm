@@ -133,14 +133,23 @@ use Time::HiRes qw(time);
 
 sub new { bless { q => [], timer => undef }, shift }
 
+# push(DELAY_MS, CB, TAG): due DELAY_MS from now (but never before
+# earlier entries)
 sub push {
-    my ($self, $delay_ms, $cb, $tag) = @_;
-    my $due = time() + ($delay_ms || 0) / 1000;
+    my ($self, $delay_ms, $cb, $tag, $rel) = @_;
     my $q = $self->{q};
+    my $base = time();
+    $base = $self->{last_due} if $rel && $self->{last_due} && $self->{last_due} > $base;
+    my $due = $base + ($delay_ms || 0) / 1000;
+    $self->{last_due} = $due;
     $due = $q->[-1][0] if @$q && $q->[-1][0] > $due;
     push @$q, [$due, $cb, $tag];
+    $self->{last_due} = $due;
     $self->_arm;
 }
+
+# then(DELAY_MS, CB, TAG): due DELAY_MS after the previous entry
+sub then { $_[0]->push($_[1], $_[2], $_[3], 1) }
 
 sub _arm {
     my $self = shift;
@@ -257,5 +266,62 @@ sub synth {
     local $/;
     return scalar <$fh>;
 }
+
+
+# ---- per-connection bookkeeping ---------------------------------------------
+
+# conn_id($ctx, $c): a small sequential number for the TCP connection
+# under a Mojolicious controller.  The first time a connection is seen a
+# `connection` record is logged (peer, and for TLS the SNI name, protocol
+# version and cipher), and its end is logged as `connection_closed` with
+# the number of requests it carried.
+sub conn_id {
+    my ($ctx, $c) = @_;
+    my $mid = $c->tx->connection // return 0;
+    my $seen = $ctx->{conns} ||= {};
+    if (my $e = $seen->{$mid}) { $e->{requests}++; return $e->{id} }
+    my $id = ++$ctx->{conn_seq};
+    my $e = $seen->{$mid} = { id => $id, requests => 1 };
+    my %r = (conn => $id, ev => 'connection', peer => $c->tx->remote_address
+             . ':' . $c->tx->remote_port, tls => b(0));
+    my $stream = Mojo::IOLoop->stream($mid);
+    if ($stream && (my $h = $stream->handle)) {
+        if ($h->isa('IO::Socket::SSL')) {
+            $r{tls} = b(1);
+            $r{sni} = $h->get_servername;
+            $r{tls_version} = $h->get_sslversion;
+            $r{cipher} = $h->get_cipher;
+        }
+    }
+    $ctx->{log}->log(%r);
+    if ($stream) {
+        $stream->on(close => sub {
+            $ctx->{log}->log(conn => $id, ev => 'connection_closed',
+                             requests => $e->{requests});
+            delete $seen->{$mid};
+        });
+    }
+    return $id;
+}
+
+# headers as a hash, with credentials shortened
+sub headers_for_log {
+    my ($h) = @_;
+    my %o;
+    for my $n (@{ $h->names }) {
+        my $v = $h->header($n);
+        $v = _mask($v) if $n =~ /^(authorization|xi-api-key|sec-websocket-protocol)$/i;
+        $o{lc $n} = $v;
+    }
+    return \%o;
+}
+
+sub _mask {
+    my $v = shift;
+    $v =~ s/(\b(?:Token|Bearer|token|bearer)[ ,]+|^)(\S{0,4})\S*/$1$2***/;
+    return $v;
+}
+
+sub query_for_log { $_[0]->req->url->query->to_hash }
 
 1;
