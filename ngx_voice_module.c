@@ -52,6 +52,12 @@ static ngx_voice_bounds_t  ngx_voice_stt_buffer_bounds = {
 };
 
 
+/* max_completion_tokens is reserved against the token quota: keep small */
+static ngx_conf_num_bounds_t  ngx_voice_llm_tokens_bounds = {
+    ngx_conf_check_num_bounds, 1, 32768
+};
+
+
 static ngx_conf_bitmask_t  ngx_voice_ssl_protocols[] = {
     { ngx_string("TLSv1"), NGX_SSL_TLSv1 },
     { ngx_string("TLSv1.1"), NGX_SSL_TLSv1_1 },
@@ -202,6 +208,69 @@ static ngx_command_t  ngx_voice_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_voice_loc_conf_t, utterance_end),
       &ngx_voice_timeout_bounds },
+
+    { ngx_string("voice_llm_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_voice_conf_url,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, llm_url),
+      NULL },
+
+    { ngx_string("voice_llm_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_voice_conf_secret,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, llm_key),
+      NULL },
+
+    { ngx_string("voice_llm_model"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, llm_model),
+      NULL },
+
+    { ngx_string("voice_llm_max_tokens"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, llm_max_tokens),
+      &ngx_voice_llm_tokens_bounds },
+
+    { ngx_string("voice_llm_temperature"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, llm_temperature_text),
+      NULL },
+
+    { ngx_string("voice_llm_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, llm_timeout),
+      &ngx_voice_timeout_bounds },
+
+    { ngx_string("voice_llm_ssl_name"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, llm_ssl_name),
+      NULL },
+
+    { ngx_string("voice_llm_keepalive"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_voice_conf_keepalive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, llm_keepalive),
+      NULL },
+
+    { ngx_string("voice_system_prompt"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, system_prompt),
+      NULL },
 
     { ngx_string("voice_ssl_verify"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,

@@ -90,6 +90,21 @@ typedef struct {
     ngx_str_t                 stt_uri;         /* path and query */
     ngx_str_t                 stt_auth;        /* "Token ..." */
 
+    /* the language model (OpenAI-compatible chat completions) */
+    ngx_str_t                 llm_url;
+    ngx_str_t                 llm_key;
+    ngx_str_t                 llm_model;
+    ngx_uint_t                llm_max_tokens;
+    ngx_str_t                 llm_temperature_text;
+    ngx_int_t                 llm_temperature; /* hundredths, -1: unset */
+    ngx_msec_t                llm_timeout;
+    ngx_str_t                 llm_ssl_name;
+    ngx_str_t                 system_prompt;
+    ngx_uint_t                llm_keepalive;   /* pooled connections */
+    ngx_msec_t                llm_keepalive_timeout;
+    void                     *llm;             /* ngx_voice_hc_pool_t */
+    ngx_str_t                 llm_auth;        /* "Bearer ..." */
+
     /* TLS to providers */
     ngx_flag_t                ssl_verify;
     ngx_str_t                 ssl_trusted_certificate;
@@ -184,6 +199,8 @@ extern ngx_voice_mode_t  ngx_voice_transcribe_mode;
 char *ngx_voice_conf_secret(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_voice_conf_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_voice_conf_keepalive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 void ngx_voice_conf_init_providers(ngx_voice_loc_conf_t *conf);
 char *ngx_voice_conf_merge_providers(ngx_conf_t *cf,
     ngx_voice_loc_conf_t *prev, ngx_voice_loc_conf_t *conf);

@@ -10,11 +10,14 @@
 #include "ngx_voice.h"
 #include "ngx_voice_leg.h"
 #include "ngx_voice_deepgram.h"
+#include "ngx_voice_http_client.h"
 
 
 static ngx_int_t ngx_voice_conf_ssl(ngx_conf_t *cf,
     ngx_voice_loc_conf_t *conf);
 static ngx_int_t ngx_voice_conf_stt(ngx_conf_t *cf,
+    ngx_voice_loc_conf_t *conf);
+static ngx_int_t ngx_voice_conf_llm(ngx_conf_t *cf,
     ngx_voice_loc_conf_t *conf);
 
 
@@ -162,9 +165,57 @@ ngx_voice_conf_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* "voice_llm_keepalive off | connections [idle_time]" */
+
+char *
+ngx_voice_conf_keepalive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_voice_loc_conf_t *vlcf = conf;
+
+    ngx_int_t    n;
+    ngx_str_t   *value;
+    ngx_msec_t   t;
+
+    if (vlcf->llm_keepalive != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0 && cf->args->nelts == 2) {
+        vlcf->llm_keepalive = 0;
+        return NGX_CONF_OK;
+    }
+
+    n = ngx_atoi(value[1].data, value[1].len);
+
+    if (n == NGX_ERROR || n > 64) {
+        return "takes \"off\" or a number of connections up to 64";
+    }
+
+    vlcf->llm_keepalive = n;
+
+    if (cf->args->nelts == 3) {
+        t = ngx_parse_time(&value[2], 0);
+
+        if (t == (ngx_msec_t) NGX_ERROR || t == 0) {
+            return "has an invalid idle time";
+        }
+
+        vlcf->llm_keepalive_timeout = t;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
 void
 ngx_voice_conf_init_providers(ngx_voice_loc_conf_t *conf)
 {
+    conf->llm_max_tokens = NGX_CONF_UNSET_UINT;
+    conf->llm_timeout = NGX_CONF_UNSET_MSEC;
+    conf->llm_keepalive = NGX_CONF_UNSET_UINT;
+    conf->llm_keepalive_timeout = NGX_CONF_UNSET_MSEC;
     conf->endpointing = NGX_CONF_UNSET_MSEC;
     conf->utterance_end = NGX_CONF_UNSET_MSEC;
     conf->stt_smart_format = NGX_CONF_UNSET;
@@ -205,6 +256,43 @@ ngx_voice_conf_merge_providers(ngx_conf_t *cf, ngx_voice_loc_conf_t *prev,
     ngx_conf_merge_size_value(conf->stt_buffer, prev->stt_buffer,
                               5 * 8000);
 
+    ngx_conf_merge_str_value(conf->llm_url, prev->llm_url,
+                             "https://api.cerebras.ai/v1/chat/completions");
+    ngx_conf_merge_str_value(conf->llm_key, prev->llm_key, "");
+    ngx_conf_merge_str_value(conf->llm_model, prev->llm_model,
+                             "gpt-oss-120b");
+    ngx_conf_merge_uint_value(conf->llm_max_tokens, prev->llm_max_tokens,
+                              256);
+    ngx_conf_merge_str_value(conf->llm_temperature_text,
+                             prev->llm_temperature_text, "");
+    ngx_conf_merge_msec_value(conf->llm_timeout, prev->llm_timeout, 5000);
+    ngx_conf_merge_str_value(conf->llm_ssl_name, prev->llm_ssl_name, "");
+    ngx_conf_merge_str_value(conf->system_prompt, prev->system_prompt,
+                             "You are a helpful phone agent. Answer in one "
+                             "or two short sentences.");
+
+    /* a turn should find a warm connection; providers keep ~60 s */
+    ngx_conf_merge_uint_value(conf->llm_keepalive, prev->llm_keepalive, 4);
+    ngx_conf_merge_msec_value(conf->llm_keepalive_timeout,
+                              prev->llm_keepalive_timeout, 50000);
+
+    conf->llm_temperature = -1;
+
+    if (conf->llm_temperature_text.len) {
+        conf->llm_temperature = ngx_atofp(conf->llm_temperature_text.data,
+                                          conf->llm_temperature_text.len, 2);
+
+        if (conf->llm_temperature == NGX_ERROR
+            || conf->llm_temperature > 200)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid voice_llm_temperature \"%V\": "
+                               "must be 0 to 2, at most two decimals",
+                               &conf->llm_temperature_text);
+            return NGX_CONF_ERROR;
+        }
+    }
+
     ngx_conf_merge_value(conf->ssl_verify, prev->ssl_verify, 1);
     ngx_conf_merge_str_value(conf->ssl_trusted_certificate,
                              prev->ssl_trusted_certificate, "");
@@ -228,6 +316,11 @@ ngx_voice_conf_merge_providers(ngx_conf_t *cf, ngx_voice_loc_conf_t *prev,
     }
 
     if (ngx_voice_conf_stt(cf, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    /* the LLM is used where a key is given */
+    if (conf->llm_key.len && ngx_voice_conf_llm(cf, conf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -386,6 +479,49 @@ ngx_voice_conf_stt(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf)
     }
 
     ngx_sprintf(conf->stt_auth.data, "Token %V", &conf->stt_key);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The LLM leg: the endpoint, its keep-alive pool (each worker's own after
+ * fork) and the Authorization field.  The key is never logged.
+ */
+
+static ngx_int_t
+ngx_voice_conf_llm(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf)
+{
+    ngx_voice_endpoint_t  *ep;
+
+    ep = ngx_pcalloc(cf->pool, sizeof(ngx_voice_endpoint_t));
+    if (ep == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_voice_endpoint_parse(cf, ep, &conf->llm_url, "llm")
+        != NGX_CONF_OK
+        || ngx_voice_endpoint_merge(cf, ep, conf->ssl, &conf->llm_ssl_name,
+                                    conf->ssl_verify, conf->connect_timeout,
+                                    conf->provider_timeout)
+           != NGX_CONF_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    conf->llm = ngx_voice_hc_pool_create(cf, ep, conf->llm_keepalive,
+                                         conf->llm_keepalive_timeout);
+    if (conf->llm == NULL) {
+        return NGX_ERROR;
+    }
+
+    conf->llm_auth.len = sizeof("Bearer ") - 1 + conf->llm_key.len;
+    conf->llm_auth.data = ngx_pnalloc(cf->pool, conf->llm_auth.len);
+    if (conf->llm_auth.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(conf->llm_auth.data, "Bearer %V", &conf->llm_key);
 
     return NGX_OK;
 }

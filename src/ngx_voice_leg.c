@@ -30,6 +30,7 @@ static void ngx_voice_leg_close_connection(ngx_voice_leg_t *leg);
 static void ngx_voice_leg_done(ngx_voice_leg_t *leg);
 static u_char *ngx_voice_leg_log_error(ngx_log_t *log, u_char *buf,
     size_t len);
+static void ngx_voice_endpoint_cleanup(void *data);
 
 
 static const char  *ngx_voice_leg_errors[] = {
@@ -150,7 +151,19 @@ ngx_voice_endpoint_merge(ngx_conf_t *cf, ngx_voice_endpoint_t *ep,
     ngx_msec_t connect_timeout, ngx_msec_t send_timeout)
 {
     ngx_url_t                  u;
+    ngx_pool_cleanup_t        *cln;
     ngx_http_core_loc_conf_t  *clcf;
+
+    if (ep->tls) {
+        /* the session a worker saved goes with its configuration */
+        cln = ngx_pool_cleanup_add(cf->pool, 0);
+        if (cln == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        cln->handler = ngx_voice_endpoint_cleanup;
+        cln->data = ep;
+    }
 
     ep->ssl = ep->tls ? ssl : NULL;
     ep->ssl_verify = verify;
@@ -196,6 +209,18 @@ ngx_voice_endpoint_merge(ngx_conf_t *cf, ngx_voice_endpoint_t *ep,
                        &ep->provider, &ep->host_name, u.naddrs);
 
     return NGX_CONF_OK;
+}
+
+
+static void
+ngx_voice_endpoint_cleanup(void *data)
+{
+    ngx_voice_endpoint_t  *ep = data;
+
+    if (ep->ssl_session) {
+        ngx_ssl_free_session(ep->ssl_session);
+        ep->ssl_session = NULL;
+    }
 }
 
 
@@ -878,6 +903,100 @@ ngx_voice_leg_close(ngx_voice_leg_t *leg)
     ngx_voice_leg_close_connection(leg);
 
     leg->state = NGX_VOICE_LEG_CLOSED;
+}
+
+
+/*
+ * Hands the open connection over, e.g. to a keep-alive pool: the leg is
+ * closed, the connection (with its TLS state, output blocks and read
+ * buffer, all in c->pool) is not.  The new owner sets handlers and log.
+ */
+
+ngx_connection_t *
+ngx_voice_leg_detach(ngx_voice_leg_t *leg, ngx_voice_outq_t *out,
+    u_char **rbuf)
+{
+    ngx_connection_t  *c;
+
+    c = leg->peer.connection;
+
+    if (c == NULL || leg->state != NGX_VOICE_LEG_OPEN) {
+        return NULL;
+    }
+
+    if (c->read->timer_set) {
+        ngx_del_timer(c->read);
+    }
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    if (c->ssl) {
+        /* the callback would take c->data for a leg */
+        c->ssl->save_session = NULL;
+    }
+
+    *out = leg->out;
+    *rbuf = leg->rbuf;
+
+    leg->peer.connection = NULL;
+    leg->rbuf = NULL;
+    leg->read_timeout = 0;
+    ngx_voice_outq_init(&leg->out, NULL, 0);
+
+    leg->state = NGX_VOICE_LEG_CLOSED;
+
+    return c;
+}
+
+
+/* takes over an open connection a previous leg detached */
+
+void
+ngx_voice_leg_attach(ngx_voice_leg_t *leg, ngx_connection_t *c,
+    ngx_voice_outq_t *out, u_char *rbuf, ngx_str_t *peer_name)
+{
+    if (c->read->timer_set) {
+        ngx_del_timer(c->read);
+    }
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    c->idle = 0;
+    c->read->cancelable = 0;
+    c->data = leg;
+    c->read->handler = ngx_voice_leg_read_handler;
+    c->write->handler = ngx_voice_leg_write_handler;
+
+    c->log = &leg->log;
+    c->pool->log = &leg->log;
+    c->read->log = &leg->log;
+    c->write->log = &leg->log;
+
+    if (c->ssl) {
+        c->ssl->save_session = ngx_voice_leg_save_session;
+    }
+
+    ngx_memzero(&leg->peer, sizeof(ngx_peer_connection_t));
+    leg->peer.connection = c;
+
+    leg->peer_name.len = ngx_min(peer_name->len, NGX_SOCKADDR_STRLEN);
+    leg->peer_name.data = leg->peer_text;
+    ngx_memcpy(leg->peer_text, peer_name->data, leg->peer_name.len);
+    leg->peer.name = &leg->peer_name;
+
+    leg->out = *out;
+    leg->rbuf = rbuf;
+    leg->resolving = NULL;
+    leg->error = NGX_VOICE_LEG_OK;
+    leg->opened = ngx_current_msec;
+    leg->last_read = ngx_current_msec;
+    leg->read_timeout = 0;
+    leg->state = NGX_VOICE_LEG_OPEN;
+    leg->log.action = NULL;
 }
 
 

@@ -5,13 +5,19 @@
  * logs what was said, turn by turn.  A genuine operator feature (call
  * transcription, checking an STT account and its latency from nginx) and
  * the way the STT leg is exercised on its own.
+ *
+ * With a voice_llm_key, each turn is also answered by the LLM, with the
+ * system prompt and the conversation so far, and the reply is logged:
+ * the LLM leg exercised through real calls, before any speech output.
  */
 
 
 #include "ngx_voice_stt.h"
+#include "ngx_voice_llm.h"
 
 
 #define NGX_VOICE_TURN_MAX         4096
+#define NGX_VOICE_HISTORY_MAX      16      /* messages sent, newest kept */
 
 
 typedef struct {
@@ -20,6 +26,15 @@ typedef struct {
     size_t                    turn_len;
     ngx_uint_t                turns;
     ngx_msec_t                speech_start;
+
+    ngx_voice_llm_t           llm;
+    ngx_voice_oa_message_t    history[NGX_VOICE_HISTORY_MAX];
+    ngx_uint_t                nhistory;       /* texts are ngx_alloc()'d */
+    u_char                   *reply;
+    size_t                    reply_len;
+    ngx_uint_t                reply_turn;     /* the turn answered */
+
+    unsigned                  llm_on:1;
     unsigned                  stopping:1;
 } ngx_voice_transcribe_t;
 
@@ -42,6 +57,15 @@ static void ngx_voice_transcribe_closed(ngx_voice_stt_t *stt,
     ngx_voice_leg_error_e err);
 static void ngx_voice_transcribe_turn(ngx_voice_transcribe_t *t,
     const char *why);
+static void ngx_voice_transcribe_ask(ngx_voice_transcribe_t *t);
+static void ngx_voice_transcribe_remember(ngx_voice_transcribe_t *t,
+    const char *role, u_char *text, size_t len);
+static void ngx_voice_transcribe_delta(ngx_voice_llm_t *llm,
+    ngx_str_t *text);
+static void ngx_voice_transcribe_reply(ngx_voice_llm_t *llm,
+    ngx_uint_t finish);
+static void ngx_voice_transcribe_llm_error(ngx_voice_llm_t *llm,
+    ngx_voice_llm_error_t *err);
 
 
 ngx_voice_mode_t  ngx_voice_transcribe_mode = {
@@ -62,6 +86,18 @@ static ngx_voice_stt_events_t  ngx_voice_transcribe_events = {
     ngx_voice_transcribe_result,
     ngx_voice_transcribe_utterance_end,
     ngx_voice_transcribe_closed
+};
+
+
+static ngx_voice_llm_events_t  ngx_voice_transcribe_llm_events = {
+    ngx_voice_transcribe_delta,
+    ngx_voice_transcribe_reply,
+    ngx_voice_transcribe_llm_error
+};
+
+
+static const char  *ngx_voice_finish_reasons[] = {
+    "none", "stop", "length", "tool_calls", "content_filter", "other"
 };
 
 
@@ -87,6 +123,25 @@ ngx_voice_transcribe_start(ngx_voice_call_t *call)
     /* failures are reported through the closed event */
     (void) ngx_voice_stt_start(&t->stt, call, &ngx_voice_transcribe_events,
                                t);
+
+    if (call->conf->llm && call->state != NGX_VOICE_CALL_DONE) {
+        t->reply = ngx_pnalloc(call->request->pool, NGX_VOICE_TURN_MAX);
+        if (t->reply == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (ngx_voice_llm_init(&t->llm, call,
+                               &ngx_voice_transcribe_llm_events, t)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        t->llm_on = 1;
+
+        /* no turn should pay for TCP and TLS: connect while STT does */
+        (void) ngx_voice_llm_warm(&t->llm);
+    }
 
     return NGX_OK;
 }
@@ -162,6 +217,30 @@ ngx_voice_transcribe_cleanup(ngx_voice_call_t *call)
 
     if (t == NULL) {
         return;
+    }
+
+    if (t->llm_on) {
+        /* whatever the LLM leg is doing: resolving ... streaming */
+        if (t->llm.state != NGX_VOICE_LLM_IDLE) {
+            ngx_log_error(NGX_LOG_INFO, call->connection->log, 0,
+                          "voice: reply to turn %ui abandoned: the call "
+                          "ended", t->reply_turn);
+        }
+
+        ngx_voice_llm_free(&t->llm);
+        t->llm_on = 0;
+
+        ngx_log_error(NGX_LOG_INFO, call->connection->log, 0,
+                      "voice: LLM %ui request(s), %ui on pooled "
+                      "connections, %ui connection(s), %ui TLS "
+                      "handshake(s), %ui resumed, %ui cancelled",
+                      t->llm.requests, t->llm.hc.reused,
+                      t->llm.hc.leg.connects, t->llm.hc.leg.tls_handshakes,
+                      t->llm.hc.leg.tls_resumed, t->llm.cancelled);
+    }
+
+    while (t->nhistory) {
+        ngx_free((void *) t->history[--t->nhistory].content.data);
     }
 
     if (t->turn_len) {
@@ -250,7 +329,160 @@ ngx_voice_transcribe_turn(ngx_voice_transcribe_t *t, const char *why)
                   "voice: caller turn %ui (%s): \"%*s\"", t->turns, why,
                   t->turn_len, t->turn);
 
+    if (t->llm_on) {
+        ngx_voice_transcribe_ask(t);
+    }
+
     t->turn_len = 0;
+}
+
+
+/* the turn joins the conversation, which goes to the LLM */
+
+static void
+ngx_voice_transcribe_ask(ngx_voice_transcribe_t *t)
+{
+    ngx_log_t                     *log;
+    ngx_voice_llm_conversation_t   conv;
+
+    log = t->stt.call->connection->log;
+
+    if (t->llm.state != NGX_VOICE_LLM_IDLE) {
+        /* the caller spoke again: the old reply is moot */
+        ngx_log_error(NGX_LOG_INFO, log, 0,
+                      "voice: reply to turn %ui cancelled by turn %ui",
+                      t->reply_turn, t->turns);
+        ngx_voice_llm_cancel(&t->llm);
+    }
+
+    ngx_voice_transcribe_remember(t, "user", t->turn, t->turn_len);
+
+    t->reply_len = 0;
+    t->reply_turn = t->turns;
+
+    conv.messages = t->history;
+    conv.nmessages = t->nhistory;
+
+    if (ngx_voice_llm_request(&t->llm, &conv) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "voice: turn %ui could not be sent to the LLM",
+                      t->turns);
+    }
+}
+
+
+static void
+ngx_voice_transcribe_remember(ngx_voice_transcribe_t *t, const char *role,
+    u_char *text, size_t len)
+{
+    u_char                  *p;
+    ngx_voice_oa_message_t  *m;
+
+    p = ngx_alloc(len ? len : 1, t->stt.call->connection->log);
+    if (p == NULL) {
+        return;
+    }
+
+    if (t->nhistory == NGX_VOICE_HISTORY_MAX) {
+        /* the oldest exchange goes first */
+        ngx_free((void *) t->history[0].content.data);
+        ngx_memmove(&t->history[0], &t->history[1],
+                    (NGX_VOICE_HISTORY_MAX - 1)
+                    * sizeof(ngx_voice_oa_message_t));
+        t->nhistory--;
+    }
+
+    m = &t->history[t->nhistory++];
+    ngx_memzero(m, sizeof(ngx_voice_oa_message_t));
+
+    m->role = role;
+    m->content.data = (char *) p;
+    m->content.len = len;
+
+    ngx_memcpy(p, text, len);
+}
+
+
+static void
+ngx_voice_transcribe_delta(ngx_voice_llm_t *llm, ngx_str_t *text)
+{
+    size_t                   n;
+    ngx_voice_transcribe_t  *t;
+
+    t = llm->owner;
+
+    n = ngx_min(text->len, NGX_VOICE_TURN_MAX - t->reply_len);
+    ngx_memcpy(t->reply + t->reply_len, text->data, n);
+    t->reply_len += n;
+}
+
+
+static void
+ngx_voice_transcribe_reply(ngx_voice_llm_t *llm, ngx_uint_t finish)
+{
+    ngx_uint_t                i;
+    ngx_log_t                *log;
+    ngx_voice_transcribe_t   *t;
+    ngx_voice_oa_stream_t    *s;
+
+    t = llm->owner;
+    s = &llm->stream;
+    log = t->stt.call->connection->log;
+
+    /* the model's trailing blanks would only cost history tokens */
+    while (t->reply_len && (t->reply[t->reply_len - 1] == ' '
+                            || t->reply[t->reply_len - 1] == '\n'))
+    {
+        t->reply_len--;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, log, 0,
+                  "voice: assistant reply %ui: \"%*s\" (first token %M ms, "
+                  "total %M ms, finish %s, tokens %uL+%uL)", t->reply_turn,
+                  t->reply_len, t->reply,
+                  llm->first_token ? llm->first_token - llm->sent : 0,
+                  ngx_current_msec - llm->sent,
+                  ngx_voice_finish_reasons[ngx_min(finish, 5)],
+                  s->prompt_tokens, s->completion_tokens);
+
+    if (finish == NGX_VOICE_OA_FINISH_TOOL_CALLS) {
+        for (i = 0; i < s->ncalls; i++) {
+            ngx_log_error(NGX_LOG_INFO, log, 0,
+                          "voice: assistant tool call %ui: %*s %*s (id %*s)",
+                          i, s->calls[i].name_len, s->calls[i].name,
+                          s->calls[i].args_len, s->calls[i].args,
+                          s->calls[i].id_len, s->calls[i].id);
+        }
+    }
+
+    if (t->reply_len) {
+        ngx_voice_transcribe_remember(t, "assistant", t->reply,
+                                      t->reply_len);
+    }
+}
+
+
+/* the call goes on: the next turn asks again */
+
+static void
+ngx_voice_transcribe_llm_error(ngx_voice_llm_t *llm,
+    ngx_voice_llm_error_t *err)
+{
+    ngx_voice_transcribe_t  *t;
+
+    t = llm->owner;
+
+    if (err->status) {
+        ngx_log_error(NGX_LOG_WARN, t->stt.call->connection->log, 0,
+                      "voice: no assistant reply to turn %ui (%s, HTTP %ui)",
+                      t->reply_turn, ngx_voice_leg_strerror(err->leg),
+                      err->status);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, t->stt.call->connection->log, 0,
+                  "voice: no assistant reply to turn %ui (%s)",
+                  t->reply_turn, ngx_voice_leg_strerror(err->leg));
 }
 
 
