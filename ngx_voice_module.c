@@ -132,6 +132,55 @@ static ngx_command_t  ngx_voice_commands[] = {
       offsetof(ngx_voice_loc_conf_t, echo_mark_every),
       &ngx_voice_mark_every_bounds },
 
+    { ngx_string("voice_tts_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_voice_conf_url,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, tts_url),
+      NULL },
+
+    { ngx_string("voice_tts_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_voice_conf_secret,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, tts_key),
+      NULL },
+
+    { ngx_string("voice_tts_voice"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, tts_voice),
+      NULL },
+
+    { ngx_string("voice_tts_model"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, tts_model),
+      NULL },
+
+    { ngx_string("voice_tts_ssl_name"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, tts_ssl_name),
+      NULL },
+
+    { ngx_string("voice_tts_multi_context"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, tts_multi),
+      NULL },
+
+    { ngx_string("voice_greeting"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, greeting),
+      NULL },
+
     { ngx_string("voice_stt_url"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_voice_conf_url,
@@ -352,6 +401,7 @@ ngx_module_t  ngx_http_voice_module = {
 static ngx_voice_mode_t  *ngx_voice_modes[] = {
     &ngx_voice_echo_mode,
     &ngx_voice_transcribe_mode,
+    &ngx_voice_announce_mode,
     NULL
 };
 

@@ -42,6 +42,7 @@ typedef struct ngx_voice_call_s  ngx_voice_call_t;
 
 /* what a voice_pipeline location runs on each call */
 #define NGX_VOICE_NEEDS_STT        0x01
+#define NGX_VOICE_NEEDS_TTS        0x02
 
 
 typedef struct {
@@ -91,6 +92,16 @@ typedef struct {
     ngx_str_t                 stt_auth;        /* "Token ..." */
 
     /* the language model (OpenAI-compatible chat completions) */
+    /* text-to-speech (ElevenLabs WebSocket) */
+    ngx_str_t                 tts_url;
+    ngx_str_t                 tts_key;
+    ngx_str_t                 tts_voice;
+    ngx_str_t                 tts_model;
+    ngx_str_t                 tts_ssl_name;
+    ngx_flag_t                tts_multi;
+    ngx_str_t                 greeting;
+    void                     *tts;             /* ngx_voice_tts_conf_t */
+
     ngx_str_t                 llm_url;
     ngx_str_t                 llm_key;
     ngx_str_t                 llm_model;
@@ -193,6 +204,7 @@ struct ngx_voice_call_s {
 extern ngx_module_t  ngx_http_voice_module;
 extern ngx_voice_mode_t  ngx_voice_echo_mode;
 extern ngx_voice_mode_t  ngx_voice_transcribe_mode;
+extern ngx_voice_mode_t  ngx_voice_announce_mode;
 
 
 /* ngx_voice_conf.c: provider configuration, checked at nginx -t */

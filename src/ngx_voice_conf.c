@@ -10,12 +10,16 @@
 #include "ngx_voice.h"
 #include "ngx_voice_leg.h"
 #include "ngx_voice_deepgram.h"
+#include "ngx_voice_elevenlabs.h"
+#include "ngx_voice_tts.h"
 #include "ngx_voice_http_client.h"
 
 
 static ngx_int_t ngx_voice_conf_ssl(ngx_conf_t *cf,
     ngx_voice_loc_conf_t *conf);
 static ngx_int_t ngx_voice_conf_stt(ngx_conf_t *cf,
+    ngx_voice_loc_conf_t *conf);
+static ngx_int_t ngx_voice_conf_tts(ngx_conf_t *cf,
     ngx_voice_loc_conf_t *conf);
 static ngx_int_t ngx_voice_conf_llm(ngx_conf_t *cf,
     ngx_voice_loc_conf_t *conf);
@@ -216,6 +220,7 @@ ngx_voice_conf_init_providers(ngx_voice_loc_conf_t *conf)
     conf->llm_timeout = NGX_CONF_UNSET_MSEC;
     conf->llm_keepalive = NGX_CONF_UNSET_UINT;
     conf->llm_keepalive_timeout = NGX_CONF_UNSET_MSEC;
+    conf->tts_multi = NGX_CONF_UNSET;
     conf->endpointing = NGX_CONF_UNSET_MSEC;
     conf->utterance_end = NGX_CONF_UNSET_MSEC;
     conf->stt_smart_format = NGX_CONF_UNSET;
@@ -307,12 +312,34 @@ ngx_voice_conf_merge_providers(ngx_conf_t *cf, ngx_voice_loc_conf_t *prev,
     ngx_conf_merge_msec_value(conf->provider_timeout,
                               prev->provider_timeout, 10000);
 
-    if (conf->mode == NULL || !(conf->mode->needs & NGX_VOICE_NEEDS_STT)) {
+    ngx_conf_merge_str_value(conf->tts_url, prev->tts_url,
+                             "wss://api.elevenlabs.io");
+    ngx_conf_merge_str_value(conf->tts_key, prev->tts_key, "");
+    ngx_conf_merge_str_value(conf->tts_voice, prev->tts_voice, "");
+    ngx_conf_merge_str_value(conf->tts_model, prev->tts_model,
+                             "eleven_flash_v2_5");
+    ngx_conf_merge_str_value(conf->tts_ssl_name, prev->tts_ssl_name, "");
+    ngx_conf_merge_value(conf->tts_multi, prev->tts_multi, 1);
+    ngx_conf_merge_str_value(conf->greeting, prev->greeting, "");
+
+    if (conf->mode == NULL
+        || !(conf->mode->needs & (NGX_VOICE_NEEDS_STT|NGX_VOICE_NEEDS_TTS)))
+    {
         return NGX_CONF_OK;
     }
 
     if (ngx_voice_conf_ssl(cf, conf) != NGX_OK) {
         return NGX_CONF_ERROR;
+    }
+
+    if ((conf->mode->needs & NGX_VOICE_NEEDS_TTS)
+        && ngx_voice_conf_tts(cf, conf) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (!(conf->mode->needs & NGX_VOICE_NEEDS_STT)) {
+        return NGX_CONF_OK;
     }
 
     if (ngx_voice_conf_stt(cf, conf) != NGX_OK) {
@@ -479,6 +506,82 @@ ngx_voice_conf_stt(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf)
     }
 
     ngx_sprintf(conf->stt_auth.data, "Token %V", &conf->stt_key);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The ElevenLabs leg: the endpoint, the stream-input path with the voice,
+ * model and ulaw_8000 (Twilio's own format: no transcoding), the key.
+ */
+
+static ngx_int_t
+ngx_voice_conf_tts(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf)
+{
+    size_t                 len;
+    ngx_voice_el_url_t     u;
+    ngx_voice_tts_conf_t  *tc;
+
+    if (conf->tts_key.len == 0 || conf->tts_voice.len == 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "voice_pipeline \"%V\" needs \"voice_tts_key\" and "
+                      "\"voice_tts_voice\"", &conf->mode->name);
+        return NGX_ERROR;
+    }
+
+    if (conf->mode == &ngx_voice_announce_mode && conf->greeting.len == 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "voice_pipeline \"announce\" needs \"voice_greeting\"");
+        return NGX_ERROR;
+    }
+
+    tc = ngx_pcalloc(cf->pool, sizeof(ngx_voice_tts_conf_t));
+    if (tc == NULL) {
+        return NGX_ERROR;
+    }
+
+    tc->ep = ngx_pcalloc(cf->pool, sizeof(ngx_voice_endpoint_t));
+    if (tc->ep == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_voice_endpoint_parse(cf, tc->ep, &conf->tts_url, "elevenlabs")
+        != NGX_CONF_OK
+        || ngx_voice_endpoint_merge(cf, tc->ep, conf->ssl,
+                                    &conf->tts_ssl_name, conf->ssl_verify,
+                                    conf->connect_timeout,
+                                    conf->provider_timeout)
+           != NGX_CONF_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&u, sizeof(ngx_voice_el_url_t));
+
+    u.voice_id.data = (char *) conf->tts_voice.data;
+    u.voice_id.len = conf->tts_voice.len;
+    u.multi = conf->tts_multi ? 1 : 0;
+    u.model_id.data = (char *) conf->tts_model.data;
+    u.model_id.len = conf->tts_model.len;
+
+    /* the longest ElevenLabs allows: quiet calls keep their socket */
+    u.inactivity_timeout = 180;
+
+    len = ngx_voice_el_path(NULL, &u);
+
+    tc->uri.data = ngx_pnalloc(cf->pool, len);
+    if (len == 0 || tc->uri.data == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "invalid \"voice_tts_voice\" \"%V\"", &conf->tts_voice);
+        return NGX_ERROR;
+    }
+
+    tc->uri.len = ngx_voice_el_path(tc->uri.data, &u);
+    tc->key = conf->tts_key;
+    tc->multi = conf->tts_multi;
+
+    conf->tts = tc;
 
     return NGX_OK;
 }

@@ -4,7 +4,8 @@ package VoiceSim::Script;
 # simulators: what the caller says (the STT simulator transcribes the
 # Nth speech segment as the Nth spoken line), what the LLM simulator
 # answers (the Nth reply line for the Nth request), and how the caller
-# behaves.  One action per line; '#' starts a comment.
+# behaves.  One action per line; a line starting with '#' is a comment
+# ('#' elsewhere is text or a DTMF digit).
 #
 #   say: Hi, I'd like a table for two.     speak (espeak-ng, caller voice)
 #   wait: bot                              until the bot's audio has been
@@ -43,7 +44,7 @@ sub parse {
     my $n = 0;
     for my $raw (split /\n/, $text) {
         $n++;
-        (my $l = $raw) =~ s/(?:^|\s)#.*$//;
+        (my $l = $raw) =~ s/^\s*#.*$//;
         $l =~ s/^\s+|\s+$//g;
         next unless length $l;
         my ($op, $arg) = $l =~ /^([a-z]+)\s*(?::\s*(.*))?$/

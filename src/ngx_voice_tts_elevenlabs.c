@@ -1,0 +1,474 @@
+/*
+ * Copyright (C) ngx_voice authors
+ *
+ * ElevenLabs WebSocket text-to-speech (multi-stream-input by default):
+ * a context per turn opened with the voice settings, text sent in
+ * word-bounded chunks ending in a space as it arrives, a flush at the end
+ * of the turn, close_context on barge-in (audio that still arrives for a
+ * closed context is dropped, never played), close_socket at the end of
+ * the call.  Audio comes back as base64 ulaw_8000, the same bytes Twilio
+ * plays: no transcoding anywhere.
+ */
+
+
+#include "ngx_voice_tts.h"
+#include "ngx_voice_elevenlabs.h"
+
+
+#define NGX_VOICE_TTS_RETRIES      3
+#define NGX_VOICE_TTS_MAX_MESSAGE  (1024 * 1024)
+#define NGX_VOICE_TTS_CONTEXTS     5      /* the provider's cap */
+
+
+static ngx_int_t ngx_voice_tts_connect(ngx_voice_tts_t *tts);
+static void ngx_voice_tts_open(ngx_voice_wsc_t *ws);
+static void ngx_voice_tts_message(ngx_voice_wsc_t *ws,
+    ngx_voice_ws_msg_t *msg);
+static void ngx_voice_tts_closed(ngx_voice_wsc_t *ws,
+    ngx_voice_leg_error_e err);
+static ngx_int_t ngx_voice_tts_push(ngx_voice_tts_t *tts);
+static ngx_int_t ngx_voice_tts_send(ngx_voice_tts_t *tts, size_t len);
+
+
+static ngx_voice_wsc_handler_t  ngx_voice_tts_ws_handler = {
+    ngx_voice_tts_open,
+    ngx_voice_tts_message,
+    ngx_voice_tts_closed
+};
+
+
+/*
+ * A worker runs one handler at a time: the parsed message (16 KiB with
+ * its alignment tables) and the outgoing JSON are built here, not in
+ * every call's memory.
+ */
+static ngx_voice_el_msg_t  ngx_voice_tts_msg;
+static u_char              ngx_voice_tts_buf[NGX_VOICE_TTS_TEXT_MAX * 6
+                                             + 256];
+
+
+ngx_int_t
+ngx_voice_tts_start(ngx_voice_tts_t *tts, ngx_voice_call_t *call,
+    ngx_voice_tts_conf_t *conf, ngx_voice_tts_events_t *events, void *owner)
+{
+    ngx_memzero(tts, sizeof(ngx_voice_tts_t));
+
+    tts->conf = conf;
+    tts->call = call;
+    tts->events = events;
+    tts->owner = owner;
+
+    tts->text = ngx_pnalloc(call->request->pool, NGX_VOICE_TTS_TEXT_MAX);
+    if (tts->text == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_voice_wsc_init(&tts->ws, call, conf->ep, &ngx_voice_tts_ws_handler,
+                       tts, NGX_VOICE_TTS_MAX_MESSAGE);
+
+    return ngx_voice_tts_connect(tts);
+}
+
+
+static ngx_int_t
+ngx_voice_tts_connect(ngx_voice_tts_t *tts)
+{
+    tts->ws.nfields = 0;
+    tts->contexts = 0;
+    tts->ctx_open = 0;
+
+    if (ngx_voice_wsc_add_field(&tts->ws, "xi-api-key", &tts->conf->key)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_voice_wsc_connect(&tts->ws, &tts->conf->uri);
+}
+
+
+static void
+ngx_voice_tts_open(ngx_voice_wsc_t *ws)
+{
+    ngx_voice_tts_t  *tts;
+
+    tts = ws->data;
+
+    ngx_log_error(NGX_LOG_INFO, &ws->leg.log, 0,
+                  "voice: text-to-speech connected in %M ms",
+                  ngx_current_msec - ws->leg.opened);
+
+    if (tts->finishing) {
+        (void) ngx_voice_tts_finish(tts);
+        return;
+    }
+
+    /* a turn that began while connecting goes out now */
+    (void) ngx_voice_tts_push(tts);
+}
+
+
+/*
+ * Text of a turn, as the LLM produces it; last: the turn's text is
+ * complete.  A new turn number starts a new context.
+ */
+
+ngx_int_t
+ngx_voice_tts_say(ngx_voice_tts_t *tts, ngx_uint_t turn, u_char *text,
+    size_t len, ngx_uint_t last)
+{
+    if (tts->done || tts->finishing) {
+        return NGX_DECLINED;
+    }
+
+    if (turn != tts->turn) {
+        if (tts->turn && tts->ctx_open && !tts->flushed) {
+            (void) ngx_voice_tts_cancel(tts);
+        }
+
+        tts->turn = turn;
+        tts->ctx_len = ngx_sprintf(tts->ctx_id, "turn-%ui", turn)
+                       - tts->ctx_id;
+        tts->ctx_open = 0;
+        tts->ctx_closing = 0;
+        tts->flushed = 0;
+        tts->text_len = 0;
+        tts->text_last = 0;
+        tts->first_audio = 0;
+    }
+
+    if (len > NGX_VOICE_TTS_TEXT_MAX - tts->text_len) {
+        /* send what is word-bounded first to make room */
+        (void) ngx_voice_tts_push(tts);
+    }
+
+    len = ngx_min(len, NGX_VOICE_TTS_TEXT_MAX - tts->text_len);
+    ngx_memcpy(tts->text + tts->text_len, text, len);
+    tts->text_len += len;
+
+    if (last) {
+        tts->text_last = 1;
+    }
+
+    return ngx_voice_tts_push(tts);
+}
+
+
+static ngx_int_t
+ngx_voice_tts_push(ngx_voice_tts_t *tts)
+{
+    size_t                n, len;
+    u_char               *p;
+    unsigned              flags;
+    ngx_voice_el_init_t   init;
+
+    if (tts->ws.state != NGX_VOICE_WSC_OPEN || tts->turn == 0
+        || tts->flushed)
+    {
+        return NGX_OK;
+    }
+
+    if (!tts->ctx_open) {
+        if (tts->contexts >= NGX_VOICE_TTS_CONTEXTS) {
+            ngx_log_error(NGX_LOG_WARN, &tts->ws.leg.log, 0,
+                          "voice: text-to-speech has %ui contexts open, "
+                          "waiting", tts->contexts);
+            return NGX_AGAIN;
+        }
+
+        ngx_voice_el_init_defaults(&init);
+
+        len = ngx_voice_el_init(NULL, &init, tts->ctx_id, tts->ctx_len);
+        (void) ngx_voice_el_init(ngx_voice_tts_buf, &init, tts->ctx_id,
+                                 tts->ctx_len);
+
+        if (ngx_voice_tts_send(tts, len) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        tts->ctx_open = 1;
+        tts->contexts++;
+    }
+
+    /* whole words only, each chunk ending in a space, until the end */
+    n = tts->text_len;
+
+    if (!tts->text_last) {
+        p = tts->text + n;
+
+        while (p > tts->text && p[-1] != ' ') {
+            p--;
+        }
+
+        n = p - tts->text;
+    }
+
+    if (n == 0 && !tts->text_last) {
+        return NGX_OK;
+    }
+
+    if (tts->text_last && (n == 0 || tts->text[n - 1] != ' ')
+        && n < NGX_VOICE_TTS_TEXT_MAX)
+    {
+        tts->text[n++] = ' ';
+    }
+
+    flags = tts->text_last ? NGX_VOICE_EL_FLUSH : 0;
+
+    len = ngx_voice_el_text(NULL, tts->text, n, flags, tts->ctx_id,
+                            tts->ctx_len);
+    (void) ngx_voice_el_text(ngx_voice_tts_buf, tts->text, n, flags,
+                             tts->ctx_id, tts->ctx_len);
+
+    if (ngx_voice_tts_send(tts, len) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_memmove(tts->text, tts->text + n, tts->text_len - ngx_min(n,
+                tts->text_len));
+    tts->text_len -= ngx_min(n, tts->text_len);
+
+    if (!tts->text_last) {
+        return NGX_OK;
+    }
+
+    tts->flushed = 1;
+
+    /*
+     * A multi-stream context says isFinal only when it is closed: closing
+     * it right after the flush makes isFinal follow the last audio.
+     */
+    if (tts->conf->multi) {
+        len = ngx_voice_el_close_context(NULL, tts->ctx_id, tts->ctx_len);
+        (void) ngx_voice_el_close_context(ngx_voice_tts_buf, tts->ctx_id,
+                                          tts->ctx_len);
+
+        if (ngx_voice_tts_send(tts, len) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        tts->ctx_closing = 1;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_voice_tts_send(ngx_voice_tts_t *tts, size_t len)
+{
+    if (len == 0 || len > sizeof(ngx_voice_tts_buf)) {
+        ngx_log_error(NGX_LOG_ALERT, &tts->ws.leg.log, 0,
+                      "voice: text-to-speech message of %uz bytes", len);
+        return NGX_ERROR;
+    }
+
+    return ngx_voice_wsc_send(&tts->ws, NGX_VOICE_WS_OP_TEXT,
+                              ngx_voice_tts_buf, len);
+}
+
+
+/* barge-in: the turn's context goes, and with it any audio still due */
+
+ngx_int_t
+ngx_voice_tts_cancel(ngx_voice_tts_t *tts)
+{
+    size_t  len;
+
+    if (tts->turn == 0) {
+        return NGX_OK;
+    }
+
+    if (tts->ctx_open && !tts->ctx_closing
+        && tts->ws.state == NGX_VOICE_WSC_OPEN)
+    {
+        len = ngx_voice_el_close_context(NULL, tts->ctx_id, tts->ctx_len);
+        (void) ngx_voice_el_close_context(ngx_voice_tts_buf, tts->ctx_id,
+                                          tts->ctx_len);
+        (void) ngx_voice_tts_send(tts, len);
+
+        if (tts->contexts) {
+            tts->contexts--;
+        }
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, &tts->ws.leg.log, 0,
+                   "voice %V: text-to-speech turn %ui cancelled",
+                   &tts->call->id, tts->turn);
+
+    tts->turn = 0;
+    tts->ctx_open = 0;
+    tts->text_len = 0;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_voice_tts_message(ngx_voice_wsc_t *ws, ngx_voice_ws_msg_t *msg)
+{
+    int                  rc;
+    ngx_uint_t           mine;
+    ngx_voice_tts_t     *tts;
+    ngx_voice_el_msg_t  *m;
+
+    tts = ws->data;
+    m = &ngx_voice_tts_msg;
+
+    if (msg->opcode != NGX_VOICE_WS_OP_TEXT) {
+        return;
+    }
+
+    rc = ngx_voice_el_parse(m, msg->data, msg->len);
+
+    if (rc != NGX_VOICE_EL_OK) {
+        ngx_log_error(NGX_LOG_WARN, &ws->leg.log, 0,
+                      "voice: invalid message from text-to-speech "
+                      "ignored: %s", m->error);
+        ngx_voice_el_done(m);
+        return;
+    }
+
+    /* audio of a cancelled turn may still be on its way: drop it */
+    mine = tts->turn
+           && (!tts->conf->multi
+               || (m->context_id.len == tts->ctx_len
+                   && ngx_strncmp(m->context_id.data, tts->ctx_id,
+                                  tts->ctx_len)
+                      == 0));
+
+    switch (m->kind) {
+
+    case NGX_VOICE_EL_AUDIO:
+        if (!mine) {
+            tts->dropped += m->audio_len;
+            break;
+        }
+
+        if (tts->first_audio == 0) {
+            tts->first_audio = ngx_current_msec;
+        }
+
+        tts->audio_bytes += m->audio_len;
+        tts->retries = 0;
+
+        tts->events->audio(tts, tts->turn, (u_char *) m->audio,
+                           m->audio_len, m->alignment.total);
+
+        if (!m->is_final || tts->turn == 0) {
+            break;
+        }
+
+        /* fall through */
+
+    case NGX_VOICE_EL_FINAL:
+        if (mine) {
+            if (tts->contexts) {
+                tts->contexts--;
+            }
+
+            tts->ctx_open = 0;
+            tts->events->done(tts, tts->turn, 1);
+        }
+
+        break;
+
+    case NGX_VOICE_EL_ERROR:
+        ngx_log_error(NGX_LOG_ERR, &ws->leg.log, 0,
+                      "voice: text-to-speech error \"%*s\": %*s",
+                      m->err_code.len, m->err_code.data,
+                      m->err_message.len, m->err_message.data);
+        break;
+
+    default:
+        break;
+    }
+
+    ngx_voice_el_done(m);
+}
+
+
+static void
+ngx_voice_tts_closed(ngx_voice_wsc_t *ws, ngx_voice_leg_error_e err)
+{
+    ngx_uint_t        turn;
+    ngx_voice_tts_t  *tts;
+
+    tts = ws->data;
+
+    if (tts->finishing || tts->done) {
+        tts->done = 1;
+        tts->events->closed(tts, err);
+        return;
+    }
+
+    /* a turn in progress has lost its audio: let the pipeline move on */
+    turn = tts->turn;
+
+    if (turn && tts->ctx_open) {
+        tts->turn = 0;
+        tts->ctx_open = 0;
+        tts->events->done(tts, turn, 0);
+    }
+
+    if (err == NGX_VOICE_LEG_ERR_VERIFY || ngx_exiting
+        || tts->retries++ >= NGX_VOICE_TTS_RETRIES
+        || (err == NGX_VOICE_LEG_ERR_HANDSHAKE && ws->status >= 400
+            && ws->status < 500 && ws->status != 429))
+    {
+        ngx_log_error(NGX_LOG_ERR, &ws->leg.log, 0,
+                      "voice: text-to-speech refused (%s), not retrying",
+                      ngx_voice_leg_strerror(err));
+        tts->done = 1;
+        tts->events->closed(tts, err);
+        return;
+    }
+
+    /* reconnect now: the next turn must not wait for a handshake */
+    ngx_log_error(NGX_LOG_WARN, &ws->leg.log, 0,
+                  "voice: text-to-speech socket closed (%s), reconnecting",
+                  ngx_voice_leg_strerror(err));
+
+    if (ngx_voice_tts_connect(tts) == NGX_ERROR) {
+        tts->done = 1;
+        tts->events->closed(tts, NGX_VOICE_LEG_ERR_CONNECT);
+    }
+}
+
+
+/* the call ends: close_socket, and the client's close handshake */
+
+ngx_int_t
+ngx_voice_tts_finish(ngx_voice_tts_t *tts)
+{
+    tts->finishing = 1;
+
+    if (tts->ws.state == NGX_VOICE_WSC_OPEN) {
+        if (tts->conf->multi) {
+            ngx_memcpy(ngx_voice_tts_buf, NGX_VOICE_EL_CLOSE_SOCKET,
+                       ngx_voice_el_lit_len(NGX_VOICE_EL_CLOSE_SOCKET));
+            (void) ngx_voice_tts_send(tts,
+                         ngx_voice_el_lit_len(NGX_VOICE_EL_CLOSE_SOCKET));
+        }
+
+        return ngx_voice_wsc_close(&tts->ws, NGX_VOICE_WS_CLOSE_NORMAL,
+                                   NULL);
+    }
+
+    if (tts->ws.state == NGX_VOICE_WSC_CLOSED
+        || tts->ws.state == NGX_VOICE_WSC_IDLE)
+    {
+        tts->done = 1;
+        tts->events->closed(tts, NGX_VOICE_LEG_OK);
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_voice_tts_abort(ngx_voice_tts_t *tts)
+{
+    tts->done = 1;
+    ngx_voice_wsc_abort(&tts->ws);
+}
