@@ -66,7 +66,8 @@ $(BUILD)/Makefile: config
 
 $(MODULE): $(BUILD)/Makefile $(MODULE_SRCS)
 	$(MAKE) -s -f $(BUILD)/Makefile -C $(NGINX_SRC) modules
-	cp $(BUILD)/ngx_http_voice_module.so $@
+	@# a new inode: nginx processes running the old file keep it intact
+	cp $(BUILD)/ngx_http_voice_module.so $@.tmp && mv -f $@.tmp $@
 	@echo "built $@"
 
 SHELL := /bin/bash

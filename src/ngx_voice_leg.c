@@ -22,6 +22,7 @@ static void ngx_voice_leg_next(ngx_voice_leg_t *leg,
     ngx_voice_leg_error_e err);
 static void ngx_voice_leg_ssl_init(ngx_voice_leg_t *leg);
 static void ngx_voice_leg_ssl_done(ngx_connection_t *c);
+static void ngx_voice_leg_ssl_verify(ngx_voice_leg_t *leg);
 static void ngx_voice_leg_save_session(ngx_connection_t *c);
 static void ngx_voice_leg_ready(ngx_voice_leg_t *leg);
 static void ngx_voice_leg_read_handler(ngx_event_t *rev);
@@ -554,18 +555,33 @@ ngx_voice_leg_ssl_init(ngx_voice_leg_t *leg)
         return;
     }
 
-    ngx_voice_leg_ssl_done(c);
+    /* done at once: this is inside another handler, which ends the event */
+    ngx_voice_leg_ssl_verify(leg);
 }
 
 
 static void
 ngx_voice_leg_ssl_done(ngx_connection_t *c)
 {
-    long                   rc;
-    ngx_voice_leg_t       *leg;
-    ngx_voice_endpoint_t  *ep;
+    ngx_voice_leg_t  *leg;
 
     leg = c->data;
+
+    ngx_voice_leg_ssl_verify(leg);
+
+    /* called by nginx's handshake handler: the end of an event */
+    ngx_voice_leg_done(leg);
+}
+
+
+static void
+ngx_voice_leg_ssl_verify(ngx_voice_leg_t *leg)
+{
+    long                   rc;
+    ngx_connection_t      *c;
+    ngx_voice_endpoint_t  *ep;
+
+    c = leg->peer.connection;
     ep = leg->ep;
 
     if (c->write->timer_set) {
@@ -582,7 +598,7 @@ ngx_voice_leg_ssl_done(ngx_connection_t *c)
             ngx_voice_leg_next(leg, NGX_VOICE_LEG_ERR_TLS);
         }
 
-        goto done;
+        return;
     }
 
     if (ep->ssl_verify) {
@@ -594,7 +610,7 @@ ngx_voice_leg_ssl_done(ngx_connection_t *c)
                           &ep->host_name, rc,
                           X509_verify_cert_error_string(rc));
             ngx_voice_leg_fail(leg, NGX_VOICE_LEG_ERR_VERIFY);
-            goto done;
+            return;
         }
 
         if (ngx_ssl_check_host(c, &ep->ssl_name) != NGX_OK) {
@@ -602,7 +618,7 @@ ngx_voice_leg_ssl_done(ngx_connection_t *c)
                           "certificate does not match \"%V\"",
                           &ep->ssl_name);
             ngx_voice_leg_fail(leg, NGX_VOICE_LEG_ERR_VERIFY);
-            goto done;
+            return;
         }
     }
 
@@ -617,10 +633,6 @@ ngx_voice_leg_ssl_done(ngx_connection_t *c)
     c->write->handler = ngx_voice_leg_write_handler;
 
     ngx_voice_leg_ready(leg);
-
-done:
-
-    ngx_voice_leg_done(leg);
 }
 
 
