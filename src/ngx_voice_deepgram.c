@@ -9,11 +9,6 @@
 #include "ngx_voice_deepgram.h"
 
 
-static void ngx_voice_dg_param(ngx_voice_out_t *o, const char *name,
-    const ngx_voice_text_t *value);
-static void ngx_voice_dg_bool(ngx_voice_out_t *o, const char *name, int v);
-static void ngx_voice_dg_uint(ngx_voice_out_t *o, const char *name,
-    uint64_t v);
 static int ngx_voice_dg_bad(ngx_voice_dg_msg_t *m, const char *error);
 static int ngx_voice_dg_results(ngx_voice_dg_msg_t *m, cJSON *root);
 
@@ -44,30 +39,30 @@ ngx_voice_dg_listen_query(unsigned char *dst, const ngx_voice_dg_listen_t *o)
 
     ngx_voice_out_lit(&out, "encoding=");
     ngx_voice_out_url(&out, (const unsigned char *) enc.data, enc.len);
-    ngx_voice_dg_uint(&out, "sample_rate",
+    ngx_voice_out_quint(&out, "sample_rate",
                       o->sample_rate ? o->sample_rate : 8000);
-    ngx_voice_dg_uint(&out, "channels", o->channels ? o->channels : 1);
-    ngx_voice_dg_param(&out, "model", &o->model);
-    ngx_voice_dg_param(&out, "language", &o->language);
-    ngx_voice_dg_bool(&out, "interim_results", o->interim_results);
+    ngx_voice_out_quint(&out, "channels", o->channels ? o->channels : 1);
+    ngx_voice_out_qparam(&out, "model", &o->model);
+    ngx_voice_out_qparam(&out, "language", &o->language);
+    ngx_voice_out_qbool(&out, "interim_results", o->interim_results);
 
     if (o->endpointing > 0) {
-        ngx_voice_dg_uint(&out, "endpointing", (uint64_t) o->endpointing);
+        ngx_voice_out_quint(&out, "endpointing", (uint64_t) o->endpointing);
 
     } else if (o->endpointing == NGX_VOICE_DG_ENDPOINTING_OFF) {
-        ngx_voice_dg_bool(&out, "endpointing", NGX_VOICE_DG_FALSE);
+        ngx_voice_out_qbool(&out, "endpointing", NGX_VOICE_DG_FALSE);
     }
 
     if (o->utterance_end_ms) {
-        ngx_voice_dg_uint(&out, "utterance_end_ms", o->utterance_end_ms);
+        ngx_voice_out_quint(&out, "utterance_end_ms", o->utterance_end_ms);
     }
 
-    ngx_voice_dg_bool(&out, "vad_events", o->vad_events);
-    ngx_voice_dg_bool(&out, "smart_format", o->smart_format);
-    ngx_voice_dg_bool(&out, "punctuate", o->punctuate);
+    ngx_voice_out_qbool(&out, "vad_events", o->vad_events);
+    ngx_voice_out_qbool(&out, "smart_format", o->smart_format);
+    ngx_voice_out_qbool(&out, "punctuate", o->punctuate);
 
     for (i = 0; i < o->nkeyterms; i++) {
-        ngx_voice_dg_param(&out, "keyterm", &o->keyterms[i]);
+        ngx_voice_out_qparam(&out, "keyterm", &o->keyterms[i]);
     }
 
     if (o->extra.data != NULL && o->extra.len) {
@@ -104,16 +99,16 @@ ngx_voice_dg_speak_query(unsigned char *dst, const ngx_voice_dg_speak_t *o)
 
     ngx_voice_out_lit(&out, "encoding=");
     ngx_voice_out_url(&out, (const unsigned char *) enc.data, enc.len);
-    ngx_voice_dg_uint(&out, "sample_rate",
+    ngx_voice_out_quint(&out, "sample_rate",
                       o->sample_rate ? o->sample_rate : 8000);
-    ngx_voice_dg_param(&out, "model", &o->model);
+    ngx_voice_out_qparam(&out, "model", &o->model);
 
     if (o->speed > 0) {
         ngx_voice_out_lit(&out, "&speed=");
         ngx_voice_out_double(&out, o->speed);
     }
 
-    ngx_voice_dg_bool(&out, "mip_opt_out", o->mip_opt_out);
+    ngx_voice_out_qbool(&out, "mip_opt_out", o->mip_opt_out);
 
     if (o->extra.data != NULL && o->extra.len) {
         ngx_voice_out_lit(&out, "&");
@@ -236,44 +231,6 @@ ngx_voice_dg_done(ngx_voice_dg_msg_t *m)
         cJSON_Delete(m->root);
         m->root = NULL;
     }
-}
-
-
-static void
-ngx_voice_dg_param(ngx_voice_out_t *o, const char *name,
-    const ngx_voice_text_t *value)
-{
-    if (value->data == NULL) {
-        return;
-    }
-
-    ngx_voice_out_lit(o, "&");
-    ngx_voice_out_lit(o, name);
-    ngx_voice_out_lit(o, "=");
-    ngx_voice_out_url(o, (const unsigned char *) value->data, value->len);
-}
-
-
-static void
-ngx_voice_dg_bool(ngx_voice_out_t *o, const char *name, int v)
-{
-    if (v != NGX_VOICE_DG_TRUE && v != NGX_VOICE_DG_FALSE) {
-        return;
-    }
-
-    ngx_voice_out_lit(o, "&");
-    ngx_voice_out_lit(o, name);
-    ngx_voice_out_lit(o, v == NGX_VOICE_DG_TRUE ? "=true" : "=false");
-}
-
-
-static void
-ngx_voice_dg_uint(ngx_voice_out_t *o, const char *name, uint64_t v)
-{
-    ngx_voice_out_lit(o, "&");
-    ngx_voice_out_lit(o, name);
-    ngx_voice_out_lit(o, "=");
-    ngx_voice_out_uint(o, v);
 }
 
 

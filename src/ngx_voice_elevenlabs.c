@@ -10,9 +10,6 @@
 #include "ngx_voice_base64.h"
 
 
-static void ngx_voice_el_param(ngx_voice_out_t *o, const char *name,
-    const ngx_voice_text_t *value);
-static void ngx_voice_el_bool(ngx_voice_out_t *o, const char *name, int v);
 static void ngx_voice_el_setting(ngx_voice_out_t *o, unsigned *first,
     const char *name, double v);
 static void ngx_voice_el_ctx(ngx_voice_out_t *o, const unsigned char *ctx,
@@ -58,19 +55,19 @@ ngx_voice_el_path(unsigned char *dst, const ngx_voice_el_url_t *u)
 
     ngx_voice_out_lit(&out, "output_format=");
     ngx_voice_out_url(&out, (const unsigned char *) fmt.data, fmt.len);
-    ngx_voice_el_param(&out, "model_id", &u->model_id);
+    ngx_voice_out_qparam(&out, "model_id", &u->model_id);
 
     if (u->inactivity_timeout) {
         ngx_voice_out_lit(&out, "&inactivity_timeout=");
         ngx_voice_out_uint(&out, u->inactivity_timeout);
     }
 
-    ngx_voice_el_bool(&out, "sync_alignment", u->sync_alignment);
-    ngx_voice_el_bool(&out, "auto_mode", u->auto_mode);
-    ngx_voice_el_bool(&out, "enable_ssml_parsing", u->enable_ssml_parsing);
-    ngx_voice_el_bool(&out, "enable_logging", u->enable_logging);
-    ngx_voice_el_param(&out, "language_code", &u->language_code);
-    ngx_voice_el_param(&out, "apply_text_normalization",
+    ngx_voice_out_qbool(&out, "sync_alignment", u->sync_alignment);
+    ngx_voice_out_qbool(&out, "auto_mode", u->auto_mode);
+    ngx_voice_out_qbool(&out, "enable_ssml_parsing", u->enable_ssml_parsing);
+    ngx_voice_out_qbool(&out, "enable_logging", u->enable_logging);
+    ngx_voice_out_qparam(&out, "language_code", &u->language_code);
+    ngx_voice_out_qparam(&out, "apply_text_normalization",
                        &u->apply_text_normalization);
 
     if (u->extra.data != NULL && u->extra.len) {
@@ -383,34 +380,6 @@ ngx_voice_el_chars_before(const ngx_voice_el_align_t *a, uint32_t ms,
     }
 
     return i;
-}
-
-
-static void
-ngx_voice_el_param(ngx_voice_out_t *o, const char *name,
-    const ngx_voice_text_t *value)
-{
-    if (value->data == NULL) {
-        return;
-    }
-
-    ngx_voice_out_lit(o, "&");
-    ngx_voice_out_lit(o, name);
-    ngx_voice_out_lit(o, "=");
-    ngx_voice_out_url(o, (const unsigned char *) value->data, value->len);
-}
-
-
-static void
-ngx_voice_el_bool(ngx_voice_out_t *o, const char *name, int v)
-{
-    if (v != NGX_VOICE_EL_TRUE && v != NGX_VOICE_EL_FALSE) {
-        return;
-    }
-
-    ngx_voice_out_lit(o, "&");
-    ngx_voice_out_lit(o, name);
-    ngx_voice_out_lit(o, v == NGX_VOICE_EL_TRUE ? "=true" : "=false");
 }
 
 

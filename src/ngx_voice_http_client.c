@@ -705,27 +705,12 @@ ngx_voice_hc_idle_write(ngx_event_t *ev)
 static void
 ngx_voice_hc_idle_save_session(ngx_connection_t *c)
 {
-    ngx_ssl_session_t     *session;
-    ngx_voice_hc_idle_t   *item;
-    ngx_voice_endpoint_t  *ep;
+    ngx_voice_hc_idle_t  *item;
 
     item = c->data;
-    ep = item->pool->ep;
 
-    if (ngx_exiting) {
-        return;
-    }
-
-    session = ngx_ssl_get_session(c);
-    if (session == NULL) {
-        return;
-    }
-
-    if (ep->ssl_session) {
-        ngx_ssl_free_session(ep->ssl_session);
-    }
-
-    ep->ssl_session = session;
+    /* TLS 1.3 tickets may arrive while the connection is parked */
+    ngx_voice_endpoint_save_session(item->pool->ep, c);
 }
 
 

@@ -414,3 +414,41 @@ ngx_voice_query_safe(const unsigned char *s, size_t n)
 
     return 1;
 }
+
+
+void
+ngx_voice_out_qparam(ngx_voice_out_t *o, const char *name,
+    const ngx_voice_text_t *value)
+{
+    if (value->data == NULL) {
+        return;
+    }
+
+    ngx_voice_out_lit(o, "&");
+    ngx_voice_out_lit(o, name);
+    ngx_voice_out_lit(o, "=");
+    ngx_voice_out_url(o, (const unsigned char *) value->data, value->len);
+}
+
+
+void
+ngx_voice_out_qbool(ngx_voice_out_t *o, const char *name, int v)
+{
+    if (v != 1 && v != 2) {
+        return;
+    }
+
+    ngx_voice_out_lit(o, "&");
+    ngx_voice_out_lit(o, name);
+    ngx_voice_out_lit(o, v == 1 ? "=true" : "=false");
+}
+
+
+void
+ngx_voice_out_quint(ngx_voice_out_t *o, const char *name, uint64_t v)
+{
+    ngx_voice_out_lit(o, "&");
+    ngx_voice_out_lit(o, name);
+    ngx_voice_out_lit(o, "=");
+    ngx_voice_out_uint(o, v);
+}

@@ -60,6 +60,12 @@ typedef struct {
 } ngx_voice_out_t;
 
 void ngx_voice_out_raw(ngx_voice_out_t *o, const void *s, size_t n);
+/* query parameters "&name=value" (percent-encoded; NULL data: left out),
+ * "&name=true|false" (v 1 or 2; anything else left out), "&name=N" */
+void ngx_voice_out_qparam(ngx_voice_out_t *o, const char *name,
+    const ngx_voice_text_t *value);
+void ngx_voice_out_qbool(ngx_voice_out_t *o, const char *name, int v);
+void ngx_voice_out_quint(ngx_voice_out_t *o, const char *name, uint64_t v);
 void ngx_voice_out_lit(ngx_voice_out_t *o, const char *s);
 /* JSON-escaped (ngx_voice_json_escape), without quotes */
 void ngx_voice_out_json(ngx_voice_out_t *o, const unsigned char *s,

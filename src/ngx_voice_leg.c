@@ -636,17 +636,23 @@ ngx_voice_leg_ssl_verify(ngx_voice_leg_t *leg)
 }
 
 
-/* one TLS session per endpoint and worker, for the next connection */
-
 static void
 ngx_voice_leg_save_session(ngx_connection_t *c)
 {
-    ngx_ssl_session_t     *session;
-    ngx_voice_leg_t       *leg;
-    ngx_voice_endpoint_t  *ep;
+    ngx_voice_leg_t  *leg;
 
     leg = c->data;
-    ep = leg->ep;
+
+    ngx_voice_endpoint_save_session(leg->ep, c);
+}
+
+
+/* one TLS session per endpoint and worker, for the next connection */
+
+void
+ngx_voice_endpoint_save_session(ngx_voice_endpoint_t *ep, ngx_connection_t *c)
+{
+    ngx_ssl_session_t  *session;
 
     if (ngx_exiting) {
         return;

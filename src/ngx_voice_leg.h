@@ -131,6 +131,9 @@ char *ngx_voice_endpoint_merge(ngx_conf_t *cf, ngx_voice_endpoint_t *ep,
     ngx_ssl_t *ssl, ngx_str_t *ssl_name, ngx_flag_t verify,
     ngx_msec_t connect_timeout, ngx_msec_t send_timeout);
 
+void ngx_voice_endpoint_save_session(ngx_voice_endpoint_t *ep,
+    ngx_connection_t *c);
+
 void ngx_voice_leg_init(ngx_voice_leg_t *leg, ngx_voice_call_t *call,
     ngx_voice_endpoint_t *ep, ngx_voice_leg_handler_t *handler, void *data);
 ngx_int_t ngx_voice_leg_open(ngx_voice_leg_t *leg);

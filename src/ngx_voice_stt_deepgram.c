@@ -356,7 +356,7 @@ ngx_voice_stt_timer(ngx_event_t *ev)
         /* Deepgram closes with NET-0001 after 10 s without a frame */
         if (ngx_current_msec - stt->last_sent >= call->conf->stt_keepalive) {
             (void) ngx_voice_stt_send_text(stt, NGX_VOICE_DG_KEEPALIVE,
-                                    ngx_voice_dg_lit_len(NGX_VOICE_DG_KEEPALIVE));
+                       ngx_voice_dg_lit_len(NGX_VOICE_DG_KEEPALIVE));
         }
 
         if (stt->ws.state == NGX_VOICE_WSC_OPEN) {
