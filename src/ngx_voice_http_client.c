@@ -717,7 +717,6 @@ ngx_voice_hc_idle_save_session(ngx_connection_t *c)
 static void
 ngx_voice_hc_idle_close(ngx_voice_hc_idle_t *item)
 {
-    ngx_pool_t        *pool;
     ngx_connection_t  *c;
 
     c = item->connection;
@@ -730,17 +729,5 @@ ngx_voice_hc_idle_close(ngx_voice_hc_idle_t *item)
         return;
     }
 
-    if (c->ssl) {
-        c->ssl->no_wait_shutdown = 1;
-        c->ssl->no_send_shutdown = 1;
-        (void) ngx_ssl_shutdown(c);
-    }
-
-    pool = c->pool;
-
-    ngx_close_connection(c);
-
-    if (pool) {
-        ngx_destroy_pool(pool);
-    }
+    ngx_voice_leg_close_quietly(c);
 }

@@ -1021,7 +1021,6 @@ ngx_voice_leg_attach(ngx_voice_leg_t *leg, ngx_connection_t *c,
 static void
 ngx_voice_leg_close_connection(ngx_voice_leg_t *leg)
 {
-    ngx_pool_t        *pool;
     ngx_connection_t  *c;
 
     c = leg->peer.connection;
@@ -1035,8 +1034,18 @@ ngx_voice_leg_close_connection(ngx_voice_leg_t *leg)
 
     ngx_voice_outq_init(&leg->out, NULL, 0);
 
+    ngx_voice_leg_close_quietly(c);
+}
+
+
+/* quiet TLS close: a close that never waits cannot outlive the call */
+
+void
+ngx_voice_leg_close_quietly(ngx_connection_t *c)
+{
+    ngx_pool_t  *pool;
+
     if (c->ssl) {
-        /* quiet: a close that never waits cannot outlive the call */
         c->ssl->no_wait_shutdown = 1;
         c->ssl->no_send_shutdown = 1;
         (void) ngx_ssl_shutdown(c);

@@ -140,6 +140,7 @@ ngx_int_t ngx_voice_leg_open(ngx_voice_leg_t *leg);
 ngx_int_t ngx_voice_leg_flush(ngx_voice_leg_t *leg);
 void ngx_voice_leg_fail(ngx_voice_leg_t *leg, ngx_voice_leg_error_e err);
 void ngx_voice_leg_close(ngx_voice_leg_t *leg);
+void ngx_voice_leg_close_quietly(ngx_connection_t *c);
 ngx_connection_t *ngx_voice_leg_detach(ngx_voice_leg_t *leg,
     ngx_voice_outq_t *out, u_char **rbuf);
 void ngx_voice_leg_attach(ngx_voice_leg_t *leg, ngx_connection_t *c,
