@@ -257,9 +257,12 @@ ngx_voice_conf_merge_providers(ngx_conf_t *cf, ngx_voice_loc_conf_t *prev,
     ngx_conf_merge_msec_value(conf->stt_keepalive, prev->stt_keepalive,
                               4000);
 
-    /* 5 s of caller audio while the leg (re)connects: 40 KiB at most */
+    /*
+     * 3 s of caller audio: what a reconnect replays (final results trail
+     * the audio by well under that); 24 KiB a call
+     */
     ngx_conf_merge_size_value(conf->stt_buffer, prev->stt_buffer,
-                              5 * 8000);
+                              3 * 8000);
 
     ngx_conf_merge_str_value(conf->llm_url, prev->llm_url,
                              "https://api.cerebras.ai/v1/chat/completions");

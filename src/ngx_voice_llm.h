@@ -20,8 +20,8 @@
 #include "ngx_voice_openai.h"
 
 
-#define NGX_VOICE_LLM_MAX_EVENT    (64 * 1024)  /* one SSE event's data */
-#define NGX_VOICE_LLM_MAX_ARGS     8192         /* per tool call */
+#define NGX_VOICE_LLM_MAX_EVENT    (16 * 1024)  /* one SSE event's data */
+#define NGX_VOICE_LLM_MAX_ARGS     2048         /* per tool call */
 #define NGX_VOICE_LLM_ERR_TEXT     256
 
 
