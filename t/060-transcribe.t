@@ -109,7 +109,8 @@ sub finish {
     my $sim = VoiceSim::Sim->start(dir => "$dir/sim2", tls => 1,
                                    script => $script, key => $KEY,
                                    config => { stt => { drop_after_ms => 2600,
-                                                               drop_on_connection => 1 } });
+                                                               drop_on_connection => 1,
+                                                               segment_numbering => 'run' } });
     my $srv = VoiceTest::Nginx::Server->start(server => location($sim));
     call($srv);
     ok($srv->wait_log(qr/voice: call ended/, 10), 'call ended');

@@ -140,6 +140,7 @@ sub _listen {
         onset_frames => $cfg->get('stt', 'onset_frames', 2),
         latency => $cfg->get('stt', 'latency_ms', 80),
         model => $q->{model} // 'base',
+        numbering => $cfg->get('stt', 'segment_numbering', 'connection'),
         bytes => 0, pending => '', sha => Digest::SHA->new(256),
         final_end => 0,  # stream byte offset covered by results so far
         queue => VoiceSim::Common::Queue->new,
@@ -301,7 +302,15 @@ sub _frame {
             if (($now - $st->{onset}) / $FRAME >= $st->{onset_frames}) {
                 # a new segment
                 $st->{speaking} = 1;
-                $st->{seg}++;
+                # segment_numbering "run": the Nth segment of the whole run,
+                # so a client that reconnects mid-call keeps its place in
+                # the script (one call at a time); default: per connection
+                if (($st->{numbering} // '') eq 'run') {
+                    # the first segment not yet finalised on any connection
+                    $st->{seg} = ($ctx->{stt_run_final} // 0) + 1;
+                } else {
+                    $st->{seg}++;
+                }
                 $st->{seg_start} = $st->{onset};
                 $st->{voice_end} = $now;
                 $st->{last_interim} = $st->{onset};
@@ -352,6 +361,9 @@ sub _final {
                            span => [$st->{seg_start}, $st->{voice_end}]));
     $st->{final_end} = $now;
     $st->{in_segment} = 0;
+    $ctx->{stt_run_final} = $st->{seg}
+        if ($st->{numbering} // '') eq 'run'
+           && $st->{seg} > ($ctx->{stt_run_final} // 0);
 }
 
 sub _finalize {
