@@ -7,6 +7,7 @@
 
 
 #include "ngx_voice.h"
+#include "ngx_voice_tts.h"
 
 
 static void *ngx_voice_create_loc_conf(ngx_conf_t *cf);
@@ -49,6 +50,13 @@ static ngx_conf_num_bounds_t  ngx_voice_mark_every_bounds = {
 
 static ngx_voice_bounds_t  ngx_voice_stt_buffer_bounds = {
     ngx_voice_check_size, 0, 1024 * 1024
+};
+
+
+static ngx_conf_enum_t  ngx_voice_tts_providers[] = {
+    { ngx_string("elevenlabs"), NGX_VOICE_TTS_ELEVENLABS },
+    { ngx_string("deepgram"), NGX_VOICE_TTS_AURA },
+    { ngx_null_string, 0 }
 };
 
 
@@ -131,6 +139,13 @@ static ngx_command_t  ngx_voice_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_voice_loc_conf_t, echo_mark_every),
       &ngx_voice_mark_every_bounds },
+
+    { ngx_string("voice_tts_provider"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, tts_provider),
+      &ngx_voice_tts_providers },
 
     { ngx_string("voice_tts_url"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,

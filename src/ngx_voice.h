@@ -92,7 +92,8 @@ typedef struct {
     ngx_str_t                 stt_auth;        /* "Token ..." */
 
     /* the language model (OpenAI-compatible chat completions) */
-    /* text-to-speech (ElevenLabs WebSocket) */
+    /* text-to-speech (ElevenLabs or Deepgram Aura WebSocket) */
+    ngx_uint_t                tts_provider;    /* ngx_voice_tts_vendor_e */
     ngx_str_t                 tts_url;
     ngx_str_t                 tts_key;
     ngx_str_t                 tts_voice;

@@ -21,6 +21,8 @@ static ngx_int_t ngx_voice_conf_stt(ngx_conf_t *cf,
     ngx_voice_loc_conf_t *conf);
 static ngx_int_t ngx_voice_conf_tts(ngx_conf_t *cf,
     ngx_voice_loc_conf_t *conf);
+static ngx_int_t ngx_voice_conf_tts_aura(ngx_conf_t *cf,
+    ngx_voice_loc_conf_t *conf, ngx_voice_tts_conf_t *tc);
 static ngx_int_t ngx_voice_conf_llm(ngx_conf_t *cf,
     ngx_voice_loc_conf_t *conf);
 
@@ -220,6 +222,7 @@ ngx_voice_conf_init_providers(ngx_voice_loc_conf_t *conf)
     conf->llm_timeout = NGX_CONF_UNSET_MSEC;
     conf->llm_keepalive = NGX_CONF_UNSET_UINT;
     conf->llm_keepalive_timeout = NGX_CONF_UNSET_MSEC;
+    conf->tts_provider = NGX_CONF_UNSET_UINT;
     conf->tts_multi = NGX_CONF_UNSET;
     conf->endpointing = NGX_CONF_UNSET_MSEC;
     conf->utterance_end = NGX_CONF_UNSET_MSEC;
@@ -315,12 +318,13 @@ ngx_voice_conf_merge_providers(ngx_conf_t *cf, ngx_voice_loc_conf_t *prev,
     ngx_conf_merge_msec_value(conf->provider_timeout,
                               prev->provider_timeout, 10000);
 
-    ngx_conf_merge_str_value(conf->tts_url, prev->tts_url,
-                             "wss://api.elevenlabs.io");
+    /* the URL and model defaults are the provider's: see conf_tts */
+    ngx_conf_merge_uint_value(conf->tts_provider, prev->tts_provider,
+                              NGX_VOICE_TTS_ELEVENLABS);
+    ngx_conf_merge_str_value(conf->tts_url, prev->tts_url, "");
     ngx_conf_merge_str_value(conf->tts_key, prev->tts_key, "");
     ngx_conf_merge_str_value(conf->tts_voice, prev->tts_voice, "");
-    ngx_conf_merge_str_value(conf->tts_model, prev->tts_model,
-                             "eleven_flash_v2_5");
+    ngx_conf_merge_str_value(conf->tts_model, prev->tts_model, "");
     ngx_conf_merge_str_value(conf->tts_ssl_name, prev->tts_ssl_name, "");
     ngx_conf_merge_value(conf->tts_multi, prev->tts_multi, 1);
     ngx_conf_merge_str_value(conf->greeting, prev->greeting, "");
@@ -515,18 +519,28 @@ ngx_voice_conf_stt(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf)
 
 
 /*
- * The ElevenLabs leg: the endpoint, the stream-input path with the voice,
- * model and ulaw_8000 (Twilio's own format: no transcoding), the key.
+ * The text-to-speech leg, by provider.  ElevenLabs: the endpoint, the
+ * stream-input path with the voice, model and ulaw_8000 (Twilio's own
+ * format: no transcoding), the key.  Deepgram Aura: see conf_tts_aura.
  */
 
 static ngx_int_t
 ngx_voice_conf_tts(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf)
 {
     size_t                 len;
+    ngx_str_t              url, model;
     ngx_voice_el_url_t     u;
     ngx_voice_tts_conf_t  *tc;
 
-    if (conf->tts_key.len == 0 || conf->tts_voice.len == 0) {
+    if (conf->tts_provider == NGX_VOICE_TTS_AURA) {
+        if (conf->tts_key.len == 0) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "voice_pipeline \"%V\" needs \"voice_tts_key\"",
+                          &conf->mode->name);
+            return NGX_ERROR;
+        }
+
+    } else if (conf->tts_key.len == 0 || conf->tts_voice.len == 0) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "voice_pipeline \"%V\" needs \"voice_tts_key\" and "
                       "\"voice_tts_voice\"", &conf->mode->name);
@@ -544,12 +558,36 @@ ngx_voice_conf_tts(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf)
         return NGX_ERROR;
     }
 
+    tc->vendor = conf->tts_provider;
+
     tc->ep = ngx_pcalloc(cf->pool, sizeof(ngx_voice_endpoint_t));
     if (tc->ep == NULL) {
         return NGX_ERROR;
     }
 
-    if (ngx_voice_endpoint_parse(cf, tc->ep, &conf->tts_url, "elevenlabs")
+    if (tc->vendor == NGX_VOICE_TTS_AURA) {
+        if (ngx_voice_conf_tts_aura(cf, conf, tc) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        conf->tts = tc;
+
+        return NGX_OK;
+    }
+
+    url = conf->tts_url;
+
+    if (url.len == 0) {
+        ngx_str_set(&url, "wss://api.elevenlabs.io");
+    }
+
+    model = conf->tts_model;
+
+    if (model.len == 0) {
+        ngx_str_set(&model, "eleven_flash_v2_5");
+    }
+
+    if (ngx_voice_endpoint_parse(cf, tc->ep, &url, "elevenlabs")
         != NGX_CONF_OK
         || ngx_voice_endpoint_merge(cf, tc->ep, conf->ssl,
                                     &conf->tts_ssl_name, conf->ssl_verify,
@@ -565,8 +603,8 @@ ngx_voice_conf_tts(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf)
     u.voice_id.data = (char *) conf->tts_voice.data;
     u.voice_id.len = conf->tts_voice.len;
     u.multi = conf->tts_multi ? 1 : 0;
-    u.model_id.data = (char *) conf->tts_model.data;
-    u.model_id.len = conf->tts_model.len;
+    u.model_id.data = (char *) model.data;
+    u.model_id.len = model.len;
 
     /* the longest ElevenLabs allows: quiet calls keep their socket */
     u.inactivity_timeout = 180;
@@ -585,6 +623,81 @@ ngx_voice_conf_tts(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf)
     tc->multi = conf->tts_multi;
 
     conf->tts = tc;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The Deepgram Aura leg: the endpoint (/v1/speak), its fixed query with
+ * the model and mulaw 8000 (Twilio's own format, raw on the socket), and
+ * the Authorization field.  The key is never logged.
+ */
+
+static ngx_int_t
+ngx_voice_conf_tts_aura(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf,
+    ngx_voice_tts_conf_t *tc)
+{
+    size_t                 len;
+    u_char                *p;
+    ngx_str_t              url, model;
+    ngx_voice_endpoint_t  *ep;
+    ngx_voice_dg_speak_t   q;
+
+    ep = tc->ep;
+
+    url = conf->tts_url;
+
+    if (url.len == 0) {
+        ngx_str_set(&url, "wss://api.deepgram.com/v1/speak");
+    }
+
+    model = conf->tts_model;
+
+    if (model.len == 0) {
+        ngx_str_set(&model, "aura-2-thalia-en");
+    }
+
+    if (ngx_voice_endpoint_parse(cf, ep, &url, "aura") != NGX_CONF_OK
+        || ngx_voice_endpoint_merge(cf, ep, conf->ssl, &conf->tts_ssl_name,
+                                    conf->ssl_verify, conf->connect_timeout,
+                                    conf->provider_timeout)
+           != NGX_CONF_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&q, sizeof(ngx_voice_dg_speak_t));
+
+    q.model.data = (char *) model.data;
+    q.model.len = model.len;
+    q.encoding.data = "mulaw";
+    q.encoding.len = sizeof("mulaw") - 1;
+    q.sample_rate = 8000;
+
+    len = ngx_voice_dg_speak_query(NULL, &q);
+
+    p = ngx_pnalloc(cf->pool, ep->uri.len + 1 + len);
+    if (p == NULL || len == 0) {
+        return NGX_ERROR;
+    }
+
+    tc->uri.data = p;
+
+    p = ngx_cpymem(p, ep->uri.data, ep->uri.len);
+    *p++ = ngx_strlchr(ep->uri.data, ep->uri.data + ep->uri.len, '?')
+           ? '&' : '?';
+    p += ngx_voice_dg_speak_query(p, &q);
+
+    tc->uri.len = p - tc->uri.data;
+
+    tc->key.len = sizeof("Token ") - 1 + conf->tts_key.len;
+    tc->key.data = ngx_pnalloc(cf->pool, tc->key.len);
+    if (tc->key.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(tc->key.data, "Token %V", &conf->tts_key);
 
     return NGX_OK;
 }

@@ -1,11 +1,18 @@
 /*
  * Copyright (C) ngx_voice authors
  *
- * The text-to-speech interface the pipeline uses, and its ElevenLabs
- * WebSocket implementation (ngx_voice_tts_elevenlabs.c): text of a turn
- * in, as it is produced, μ-law 8 kHz audio out, as it is synthesised.
- * One socket per call (multi-stream-input), one context per turn, the
- * context closed on barge-in so no late audio of that turn is played.
+ * The text-to-speech interface the pipeline uses: text of a turn in, as
+ * it is produced, μ-law 8 kHz audio out, as it is synthesised.  One
+ * socket per call; no late audio of a cancelled turn is ever played.
+ * The vendor is chosen at configuration time (voice_tts_provider) and
+ * the calls below dispatch to its implementation (ngx_voice_tts.c):
+ *
+ *   ElevenLabs WebSocket (ngx_voice_tts_elevenlabs.c): multi-stream-input,
+ *   one context per turn, the context closed on barge-in.
+ *
+ *   Deepgram Aura WebSocket (ngx_voice_tts_aura.c): Speak text, Flush at
+ *   the end of a turn, Flushed ends it; Clear on barge-in, and audio
+ *   dropped until Cleared (Aura has no context ids).
  */
 
 
@@ -19,16 +26,36 @@
 #define NGX_VOICE_TTS_TEXT_MAX     2048   /* text held for one turn */
 
 
+typedef enum {
+    NGX_VOICE_TTS_ELEVENLABS = 0,
+    NGX_VOICE_TTS_AURA
+} ngx_voice_tts_vendor_e;
+
+
 typedef struct {
+    ngx_uint_t                vendor;         /* ngx_voice_tts_vendor_e */
     ngx_voice_endpoint_t     *ep;
     ngx_str_t                 uri;            /* path and query */
-    ngx_str_t                 key;            /* xi-api-key */
+    ngx_str_t                 key;            /* ElevenLabs: xi-api-key;
+                                                 Aura: "Token ..." */
     ngx_str_t                 init;           /* a context's first message */
     ngx_flag_t                multi;
 } ngx_voice_tts_conf_t;
 
 
 typedef struct ngx_voice_tts_s  ngx_voice_tts_t;
+
+
+/* a vendor's implementation; start finds the common fields set */
+typedef struct {
+    ngx_int_t               (*start)(ngx_voice_tts_t *tts);
+    ngx_int_t               (*say)(ngx_voice_tts_t *tts, ngx_uint_t turn,
+                                   u_char *text, size_t len,
+                                   ngx_uint_t last);
+    ngx_int_t               (*cancel)(ngx_voice_tts_t *tts);
+    ngx_int_t               (*finish)(ngx_voice_tts_t *tts);
+    void                    (*abort)(ngx_voice_tts_t *tts);
+} ngx_voice_tts_ops_t;
 
 typedef struct {
     /* audio of a turn; chars: text characters the chunk voices */
@@ -50,6 +77,7 @@ struct ngx_voice_tts_s {
     ngx_voice_tts_conf_t     *conf;
     ngx_voice_call_t         *call;
     ngx_voice_tts_events_t   *events;
+    ngx_voice_tts_ops_t      *ops;
     void                     *owner;
 
     ngx_uint_t                turn;           /* the context now; 0: none */
@@ -63,6 +91,13 @@ struct ngx_voice_tts_s {
     unsigned                  ctx_open:1;     /* init sent for the turn */
     unsigned                  flushed:1;
     unsigned                  ctx_closing:1;  /* close_context sent */
+
+    /* Aura: Flushes sent on this socket, the turn's last one, text sent
+     * since the last Flush, Clears not yet answered with Cleared */
+    ngx_uint_t                flushes;
+    ngx_uint_t                flush_seq;
+    size_t                    spoken;
+    ngx_uint_t                clears;
 
     ngx_uint_t                retries;        /* since audio last came */
     ngx_uint_t                audio_bytes;
@@ -81,6 +116,10 @@ ngx_int_t ngx_voice_tts_say(ngx_voice_tts_t *tts, ngx_uint_t turn,
 ngx_int_t ngx_voice_tts_cancel(ngx_voice_tts_t *tts);
 ngx_int_t ngx_voice_tts_finish(ngx_voice_tts_t *tts);
 void ngx_voice_tts_abort(ngx_voice_tts_t *tts);
+
+
+extern ngx_voice_tts_ops_t  ngx_voice_tts_elevenlabs_ops;
+extern ngx_voice_tts_ops_t  ngx_voice_tts_aura_ops;
 
 
 #endif /* _NGX_VOICE_TTS_H_INCLUDED_ */

@@ -20,6 +20,12 @@
 #define NGX_VOICE_TTS_CONTEXTS     5      /* the provider's cap */
 
 
+static ngx_int_t ngx_voice_tts_el_start(ngx_voice_tts_t *tts);
+static ngx_int_t ngx_voice_tts_el_say(ngx_voice_tts_t *tts, ngx_uint_t turn,
+    u_char *text, size_t len, ngx_uint_t last);
+static ngx_int_t ngx_voice_tts_el_cancel(ngx_voice_tts_t *tts);
+static ngx_int_t ngx_voice_tts_el_finish(ngx_voice_tts_t *tts);
+static void ngx_voice_tts_el_abort(ngx_voice_tts_t *tts);
 static ngx_int_t ngx_voice_tts_connect(ngx_voice_tts_t *tts);
 static void ngx_voice_tts_open(ngx_voice_wsc_t *ws);
 static void ngx_voice_tts_message(ngx_voice_wsc_t *ws,
@@ -28,6 +34,15 @@ static void ngx_voice_tts_closed(ngx_voice_wsc_t *ws,
     ngx_voice_leg_error_e err);
 static ngx_int_t ngx_voice_tts_push(ngx_voice_tts_t *tts);
 static ngx_int_t ngx_voice_tts_send(ngx_voice_tts_t *tts, size_t len);
+
+
+ngx_voice_tts_ops_t  ngx_voice_tts_elevenlabs_ops = {
+    ngx_voice_tts_el_start,
+    ngx_voice_tts_el_say,
+    ngx_voice_tts_el_cancel,
+    ngx_voice_tts_el_finish,
+    ngx_voice_tts_el_abort
+};
 
 
 static ngx_voice_wsc_handler_t  ngx_voice_tts_ws_handler = {
@@ -47,24 +62,12 @@ static u_char              ngx_voice_tts_buf[NGX_VOICE_TTS_TEXT_MAX * 6
                                              + 256];
 
 
-ngx_int_t
-ngx_voice_tts_start(ngx_voice_tts_t *tts, ngx_voice_call_t *call,
-    ngx_voice_tts_conf_t *conf, ngx_voice_tts_events_t *events, void *owner)
+static ngx_int_t
+ngx_voice_tts_el_start(ngx_voice_tts_t *tts)
 {
-    ngx_memzero(tts, sizeof(ngx_voice_tts_t));
-
-    tts->conf = conf;
-    tts->call = call;
-    tts->events = events;
-    tts->owner = owner;
-
-    tts->text = ngx_pnalloc(call->request->pool, NGX_VOICE_TTS_TEXT_MAX);
-    if (tts->text == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_voice_wsc_init(&tts->ws, call, conf->ep, &ngx_voice_tts_ws_handler,
-                       tts, NGX_VOICE_TTS_MAX_MESSAGE);
+    ngx_voice_wsc_init(&tts->ws, tts->call, tts->conf->ep,
+                       &ngx_voice_tts_ws_handler, tts,
+                       NGX_VOICE_TTS_MAX_MESSAGE);
 
     return ngx_voice_tts_connect(tts);
 }
@@ -99,7 +102,7 @@ ngx_voice_tts_open(ngx_voice_wsc_t *ws)
                   ngx_current_msec - ws->leg.opened);
 
     if (tts->finishing) {
-        (void) ngx_voice_tts_finish(tts);
+        (void) ngx_voice_tts_el_finish(tts);
         return;
     }
 
@@ -113,8 +116,8 @@ ngx_voice_tts_open(ngx_voice_wsc_t *ws)
  * complete.  A new turn number starts a new context.
  */
 
-ngx_int_t
-ngx_voice_tts_say(ngx_voice_tts_t *tts, ngx_uint_t turn, u_char *text,
+static ngx_int_t
+ngx_voice_tts_el_say(ngx_voice_tts_t *tts, ngx_uint_t turn, u_char *text,
     size_t len, ngx_uint_t last)
 {
     if (tts->done || tts->finishing) {
@@ -123,7 +126,7 @@ ngx_voice_tts_say(ngx_voice_tts_t *tts, ngx_uint_t turn, u_char *text,
 
     if (turn != tts->turn) {
         if (tts->turn && tts->ctx_open && !tts->flushed) {
-            (void) ngx_voice_tts_cancel(tts);
+            (void) ngx_voice_tts_el_cancel(tts);
         }
 
         tts->turn = turn;
@@ -270,8 +273,8 @@ ngx_voice_tts_send(ngx_voice_tts_t *tts, size_t len)
 
 /* barge-in: the turn's context goes, and with it any audio still due */
 
-ngx_int_t
-ngx_voice_tts_cancel(ngx_voice_tts_t *tts)
+static ngx_int_t
+ngx_voice_tts_el_cancel(ngx_voice_tts_t *tts)
 {
     size_t  len;
 
@@ -438,8 +441,8 @@ ngx_voice_tts_closed(ngx_voice_wsc_t *ws, ngx_voice_leg_error_e err)
 
 /* the call ends: close_socket, and the client's close handshake */
 
-ngx_int_t
-ngx_voice_tts_finish(ngx_voice_tts_t *tts)
+static ngx_int_t
+ngx_voice_tts_el_finish(ngx_voice_tts_t *tts)
 {
     tts->finishing = 1;
 
@@ -466,8 +469,8 @@ ngx_voice_tts_finish(ngx_voice_tts_t *tts)
 }
 
 
-void
-ngx_voice_tts_abort(ngx_voice_tts_t *tts)
+static void
+ngx_voice_tts_el_abort(ngx_voice_tts_t *tts)
 {
     tts->done = 1;
     ngx_voice_wsc_abort(&tts->ws);
