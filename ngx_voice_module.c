@@ -329,6 +329,13 @@ static ngx_command_t  ngx_voice_commands[] = {
       offsetof(ngx_voice_loc_conf_t, llm_keepalive),
       NULL },
 
+    { ngx_string("voice_llm_tools"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_voice_conf_json_file,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, llm_tools),
+      NULL },
+
     { ngx_string("voice_system_prompt"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,

@@ -112,6 +112,7 @@ typedef struct {
     ngx_msec_t                llm_timeout;
     ngx_str_t                 llm_ssl_name;
     ngx_str_t                 system_prompt;
+    ngx_str_t                 llm_tools;       /* JSON array, from a file */
     ngx_uint_t                llm_keepalive;   /* pooled connections */
     ngx_msec_t                llm_keepalive_timeout;
     void                     *llm;             /* ngx_voice_hc_pool_t */
@@ -212,6 +213,8 @@ extern ngx_voice_mode_t  ngx_voice_announce_mode;
 char *ngx_voice_conf_secret(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_voice_conf_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_voice_conf_json_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 char *ngx_voice_conf_keepalive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 void ngx_voice_conf_init_providers(ngx_voice_loc_conf_t *conf);

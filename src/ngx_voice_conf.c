@@ -9,6 +9,8 @@
 
 #include "ngx_voice.h"
 #include "ngx_voice_leg.h"
+
+#include <cjson/cJSON.h>
 #include "ngx_voice_deepgram.h"
 #include "ngx_voice_elevenlabs.h"
 #include "ngx_voice_tts.h"
@@ -133,6 +135,104 @@ ngx_voice_conf_secret(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     *field = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * The tools the LLM may call, as the OpenAI-style JSON array of
+ * {"type":"function","function":{name, description, parameters}}, read
+ * from a file and checked now, so that a typo fails nginx -t rather than
+ * every turn of every call.
+ */
+
+char *
+ngx_voice_conf_json_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    ssize_t           n;
+    cJSON            *root, *item, *fn, *name;
+    ngx_str_t        *field, *value, path;
+    ngx_file_t        file;
+    ngx_file_info_t   fi;
+
+    field = (ngx_str_t *) (p + cmd->offset);
+
+    if (field->data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    path = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.name = path;
+    file.log = cf->log;
+    file.fd = ngx_open_file(path.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (file.fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "\"%V\": cannot open \"%V\"", &cmd->name, &path);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR
+        || ngx_file_size(&fi) > 256 * 1024)
+    {
+        ngx_close_file(file.fd);
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\": \"%V\" is not a file of at most 256k",
+                           &cmd->name, &path);
+        return NGX_CONF_ERROR;
+    }
+
+    field->len = (size_t) ngx_file_size(&fi);
+    field->data = ngx_pnalloc(cf->pool, field->len + 1);
+    if (field->data == NULL) {
+        ngx_close_file(file.fd);
+        return NGX_CONF_ERROR;
+    }
+
+    n = ngx_read_file(&file, field->data, field->len, 0);
+    ngx_close_file(file.fd);
+
+    if (n != (ssize_t) field->len) {
+        return NGX_CONF_ERROR;
+    }
+
+    root = cJSON_ParseWithLength((char *) field->data, field->len);
+
+    if (root == NULL || !cJSON_IsArray(root)
+        || cJSON_GetArraySize(root) == 0)
+    {
+        cJSON_Delete(root);
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\": \"%V\" must hold a JSON array of tools",
+                           &cmd->name, &path);
+        return NGX_CONF_ERROR;
+    }
+
+    cJSON_ArrayForEach(item, root) {
+        fn = cJSON_GetObjectItemCaseSensitive(item, "function");
+        name = fn ? cJSON_GetObjectItemCaseSensitive(fn, "name") : NULL;
+
+        if (!cJSON_IsString(name) || name->valuestring[0] == '\0') {
+            cJSON_Delete(root);
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\": every tool in \"%V\" needs "
+                               "\"function\": {\"name\": ...}",
+                               &cmd->name, &path);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    cJSON_Delete(root);
 
     return NGX_CONF_OK;
 }
@@ -278,6 +378,7 @@ ngx_voice_conf_merge_providers(ngx_conf_t *cf, ngx_voice_loc_conf_t *prev,
                              prev->llm_temperature_text, "");
     ngx_conf_merge_msec_value(conf->llm_timeout, prev->llm_timeout, 5000);
     ngx_conf_merge_str_value(conf->llm_ssl_name, prev->llm_ssl_name, "");
+    ngx_conf_merge_str_value(conf->llm_tools, prev->llm_tools, "");
     ngx_conf_merge_str_value(conf->system_prompt, prev->system_prompt,
                              "You are a helpful phone agent. Answer in one "
                              "or two short sentences.");

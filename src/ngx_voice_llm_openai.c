@@ -131,6 +131,11 @@ ngx_voice_llm_request(ngx_voice_llm_t *llm, ngx_voice_llm_conversation_t *conv)
                      ? (double) conf->llm_temperature / 100 : -1;
     oa.include_usage = 1;
 
+    if (conf->llm_tools.len) {
+        oa.tools.data = (char *) conf->llm_tools.data;
+        oa.tools.len = conf->llm_tools.len;
+    }
+
     llm->body = ngx_voice_oa_request(&oa, &len, &error);
 
     if (llm->body == NULL) {

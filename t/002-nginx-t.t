@@ -48,4 +48,24 @@ isnt($rc, 0, 'nginx -t fails on an out-of-range size');
 like($out, qr/\[emerg\].*value must be between 1024 and 16777216 in \S+nginx\.conf:\d+/,
      'with the range, file and line');
 
+# voice_llm_tools: the JSON is checked at nginx -t
+{
+    my $d = File::Temp::tempdir(CLEANUP => 1);
+    open my $bad, '>', "$d/bad.json" or die $!;
+    print $bad '[{"type":"function","function":{"description":"no name"}}]';
+    close $bad;
+    open my $nojson, '>', "$d/nojson.json" or die $!;
+    print $nojson '{"not": "an array"';
+    close $nojson;
+
+    ($rc, $out) = nginx_t("location = /stream { voice_pipeline echo; voice_llm_tools $d/bad.json; }");
+    isnt($rc, 0, 'a tool without a name fails nginx -t');
+    like($out, qr/"voice_llm_tools": every tool in "\S+bad\.json" needs "function": \{"name": \.\.\.\} in \S+nginx\.conf:\d+/,
+         'and says why, with file and line');
+
+    ($rc, $out) = nginx_t("location = /stream { voice_pipeline echo; voice_llm_tools $d/nojson.json; }");
+    isnt($rc, 0, 'a file that is not a JSON array fails nginx -t');
+    like($out, qr/must hold a JSON array of tools/, 'and says so');
+}
+
 done_testing();

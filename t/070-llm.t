@@ -139,7 +139,12 @@ END
         { kind => 'tool_call', on_request => 6, name => 'check_price',
           arguments => { model => 'airpods pro' }, arg_piece => 5 },
     ] } });
-    my $srv = VoiceTest::Nginx::Server->start(server => location($sim));
+    my $tools = script('tools.json', '[{"type":"function","function":'
+        . '{"name":"check_price","description":"Price of a product",'
+        . '"parameters":{"type":"object","properties":{"model":'
+        . '{"type":"string"}},"required":["model"]}}}]');
+    my $srv = VoiceTest::Nginx::Server->start(
+        server => location($sim, extra => "voice_llm_tools $tools;"));
     call($srv, $script);
     ok($srv->wait_log(qr/voice: call ended/, 10), 'call ended');
     my $log = $srv->error_log;
@@ -171,6 +176,12 @@ END
            'error answers keep the connection; only broken streams cost one');
     ok((grep { $_->{ev} eq 'client_disconnected' } $sim->records('llm')) <= 1,
        'no request abandoned but the broken one');
+    my ($tool_rq) = grep { ($_->{n} // 0) == 6 } @rq;
+    is($tool_rq->{body}{tools}[0]{function}{name}, 'check_price',
+       'voice_llm_tools: the tools go with the request')
+        if $tool_rq && $tool_rq->{body};
+    is(scalar($sim->violations('llm')), 0,
+       'no violation (tools were offered for the tool call)');
     finish($srv, 'faults');
     $sim->stop;
 }
