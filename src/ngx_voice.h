@@ -77,6 +77,7 @@ typedef struct {
 
     /* speech-to-text (Deepgram live) */
     ngx_str_t                 stt_url;
+    ngx_array_t              *stt_backups;     /* ngx_str_t: failover */
     ngx_str_t                 stt_key;
     ngx_str_t                 stt_model;
     ngx_str_t                 stt_language;
@@ -95,6 +96,7 @@ typedef struct {
     /* text-to-speech (ElevenLabs or Deepgram Aura WebSocket) */
     ngx_uint_t                tts_provider;    /* ngx_voice_tts_vendor_e */
     ngx_str_t                 tts_url;
+    ngx_array_t              *tts_backups;
     ngx_str_t                 tts_key;
     ngx_str_t                 tts_voice;
     ngx_str_t                 tts_model;
@@ -104,6 +106,7 @@ typedef struct {
     void                     *tts;             /* ngx_voice_tts_conf_t */
 
     ngx_str_t                 llm_url;
+    ngx_array_t              *llm_backups;
     ngx_str_t                 llm_key;
     ngx_str_t                 llm_model;
     ngx_uint_t                llm_max_tokens;
@@ -213,6 +216,11 @@ extern ngx_voice_mode_t  ngx_voice_announce_mode;
 char *ngx_voice_conf_secret(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_voice_conf_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
+/* where a URL directive keeps the URLs after the first (failover) */
+typedef struct {
+    size_t                    offset;
+} ngx_voice_conf_backups_t;
 char *ngx_voice_conf_json_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_voice_conf_keepalive(ngx_conf_t *cf, ngx_command_t *cmd,

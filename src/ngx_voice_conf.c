@@ -17,6 +17,9 @@
 #include "ngx_voice_http_client.h"
 
 
+static ngx_voice_endpoint_t *ngx_voice_conf_endpoints(ngx_conf_t *cf,
+    ngx_voice_loc_conf_t *conf, ngx_str_t *url, ngx_array_t *backups,
+    const char *provider, ngx_str_t *ssl_name);
 static ngx_int_t ngx_voice_conf_ssl(ngx_conf_t *cf,
     ngx_voice_loc_conf_t *conf);
 static ngx_int_t ngx_voice_conf_stt(ngx_conf_t *cf,
@@ -245,8 +248,11 @@ ngx_voice_conf_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     char  *p = conf;
 
-    ngx_str_t             *field, *value;
-    ngx_voice_endpoint_t   ep;
+    ngx_str_t                 *field, *value, *url;
+    ngx_uint_t                 i;
+    ngx_array_t              **backups;
+    ngx_voice_endpoint_t       ep;
+    ngx_voice_conf_backups_t  *b;
 
     field = (ngx_str_t *) (p + cmd->offset);
 
@@ -256,18 +262,103 @@ ngx_voice_conf_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    ngx_memzero(&ep, sizeof(ngx_voice_endpoint_t));
+    /* every URL is checked where it is written */
+    for (i = 1; i < cf->args->nelts; i++) {
+        ngx_memzero(&ep, sizeof(ngx_voice_endpoint_t));
 
-    if (ngx_voice_endpoint_parse(cf, &ep, &value[1],
-                                 (char *) cmd->name.data)
-        != NGX_CONF_OK)
-    {
-        return NGX_CONF_ERROR;
+        if (ngx_voice_endpoint_parse(cf, &ep, &value[i],
+                                     (char *) cmd->name.data)
+            != NGX_CONF_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
     }
 
     *field = value[1];
 
+    if (cf->args->nelts == 2) {
+        return NGX_CONF_OK;
+    }
+
+    /* the others are tried in turn when the first fails */
+    b = cmd->post;
+    backups = (ngx_array_t **) (p + b->offset);
+
+    *backups = ngx_array_create(cf->pool, cf->args->nelts - 2,
+                                sizeof(ngx_str_t));
+    if (*backups == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 2; i < cf->args->nelts; i++) {
+        url = ngx_array_push(*backups);
+        if (url == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *url = value[i];
+    }
+
     return NGX_CONF_OK;
+}
+
+
+/*
+ * The provider's endpoints, the first then the failover ones, linked in
+ * a ring through ->next (NULL when there is only one), each with its own
+ * request target built by the caller.
+ */
+
+static ngx_voice_endpoint_t *
+ngx_voice_conf_endpoints(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf,
+    ngx_str_t *url, ngx_array_t *backups, const char *provider,
+    ngx_str_t *ssl_name)
+{
+    ngx_str_t             *urls;
+    ngx_uint_t             i, n;
+    ngx_voice_endpoint_t  *ep, *first, *prev;
+
+    n = backups ? backups->nelts : 0;
+    urls = backups ? backups->elts : NULL;
+    first = NULL;
+    prev = NULL;
+
+    for (i = 0; i <= n; i++) {
+        ep = ngx_pcalloc(cf->pool, sizeof(ngx_voice_endpoint_t));
+        if (ep == NULL) {
+            return NULL;
+        }
+
+        if (ngx_voice_endpoint_parse(cf, ep, i ? &urls[i - 1] : url,
+                                     provider)
+            != NGX_CONF_OK
+            || ngx_voice_endpoint_merge(cf, ep, conf->ssl, ssl_name,
+                                        conf->ssl_verify,
+                                        conf->connect_timeout,
+                                        conf->provider_timeout)
+               != NGX_CONF_OK)
+        {
+            return NULL;
+        }
+
+        ep->request = ep->uri;
+
+        if (prev) {
+            prev->next = ep;
+
+        } else {
+            first = ep;
+        }
+
+        ep->first = first;
+        prev = ep;
+    }
+
+    if (n) {
+        prev->next = first;
+    }
+
+    return first;
 }
 
 
@@ -341,6 +432,18 @@ char *
 ngx_voice_conf_merge_providers(ngx_conf_t *cf, ngx_voice_loc_conf_t *prev,
     ngx_voice_loc_conf_t *conf)
 {
+    if (conf->stt_url.data == NULL) {
+        conf->stt_backups = prev->stt_backups;
+    }
+
+    if (conf->llm_url.data == NULL) {
+        conf->llm_backups = prev->llm_backups;
+    }
+
+    if (conf->tts_url.data == NULL) {
+        conf->tts_backups = prev->tts_backups;
+    }
+
     ngx_conf_merge_str_value(conf->stt_url, prev->stt_url,
                              "wss://api.deepgram.com/v1/listen");
     ngx_conf_merge_str_value(conf->stt_key, prev->stt_key, "");
@@ -542,22 +645,12 @@ ngx_voice_conf_stt(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf)
         return NGX_ERROR;
     }
 
-    ep = ngx_pcalloc(cf->pool, sizeof(ngx_voice_endpoint_t));
-    if (ep == NULL) {
+    conf->stt = ngx_voice_conf_endpoints(cf, conf, &conf->stt_url,
+                                         conf->stt_backups, "deepgram",
+                                         &conf->stt_ssl_name);
+    if (conf->stt == NULL) {
         return NGX_ERROR;
     }
-
-    if (ngx_voice_endpoint_parse(cf, ep, &conf->stt_url, "deepgram")
-        != NGX_CONF_OK
-        || ngx_voice_endpoint_merge(cf, ep, conf->ssl, &conf->stt_ssl_name,
-                                    conf->ssl_verify, conf->connect_timeout,
-                                    conf->provider_timeout)
-           != NGX_CONF_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    conf->stt = ep;
 
     /* μ-law 8 kHz straight from Twilio; interim results for barge-in */
     ngx_memzero(&q, sizeof(ngx_voice_dg_listen_t));
@@ -592,20 +685,32 @@ ngx_voice_conf_stt(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf)
     }
 
     len = ngx_voice_dg_listen_query(NULL, &q);
-
-    p = ngx_pnalloc(cf->pool, ep->uri.len + 1 + len);
-    if (p == NULL || len == 0) {
+    if (len == 0) {
         return NGX_ERROR;
     }
 
-    conf->stt_uri.data = p;
+    /* each endpoint's own path, the same query */
+    ep = conf->stt;
 
-    p = ngx_cpymem(p, ep->uri.data, ep->uri.len);
-    *p++ = ngx_strlchr(ep->uri.data, ep->uri.data + ep->uri.len, '?')
-           ? '&' : '?';
-    p += ngx_voice_dg_listen_query(p, &q);
+    do {
+        p = ngx_pnalloc(cf->pool, ep->uri.len + 1 + len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
 
-    conf->stt_uri.len = p - conf->stt_uri.data;
+        ep->request.data = p;
+
+        p = ngx_cpymem(p, ep->uri.data, ep->uri.len);
+        *p++ = ngx_strlchr(ep->uri.data, ep->uri.data + ep->uri.len, '?')
+               ? '&' : '?';
+        p += ngx_voice_dg_listen_query(p, &q);
+
+        ep->request.len = p - ep->request.data;
+        ep = ep->next;
+
+    } while (ep && ep != conf->stt);
+
+    conf->stt_uri = ((ngx_voice_endpoint_t *) conf->stt)->request;
 
     conf->stt_auth.len = sizeof("Token ") - 1 + conf->stt_key.len;
     conf->stt_auth.data = ngx_pnalloc(cf->pool, conf->stt_auth.len);
@@ -631,6 +736,7 @@ ngx_voice_conf_tts(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf)
     size_t                 len;
     ngx_str_t              url, model;
     ngx_voice_el_url_t     u;
+    ngx_voice_endpoint_t  *ep;
     ngx_voice_tts_conf_t  *tc;
 
     if (conf->tts_provider == NGX_VOICE_TTS_AURA) {
@@ -661,11 +767,6 @@ ngx_voice_conf_tts(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf)
 
     tc->vendor = conf->tts_provider;
 
-    tc->ep = ngx_pcalloc(cf->pool, sizeof(ngx_voice_endpoint_t));
-    if (tc->ep == NULL) {
-        return NGX_ERROR;
-    }
-
     if (tc->vendor == NGX_VOICE_TTS_AURA) {
         if (ngx_voice_conf_tts_aura(cf, conf, tc) != NGX_OK) {
             return NGX_ERROR;
@@ -688,14 +789,9 @@ ngx_voice_conf_tts(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf)
         ngx_str_set(&model, "eleven_flash_v2_5");
     }
 
-    if (ngx_voice_endpoint_parse(cf, tc->ep, &url, "elevenlabs")
-        != NGX_CONF_OK
-        || ngx_voice_endpoint_merge(cf, tc->ep, conf->ssl,
-                                    &conf->tts_ssl_name, conf->ssl_verify,
-                                    conf->connect_timeout,
-                                    conf->provider_timeout)
-           != NGX_CONF_OK)
-    {
+    tc->ep = ngx_voice_conf_endpoints(cf, conf, &url, conf->tts_backups,
+                                      "elevenlabs", &conf->tts_ssl_name);
+    if (tc->ep == NULL) {
         return NGX_ERROR;
     }
 
@@ -720,6 +816,16 @@ ngx_voice_conf_tts(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf)
     }
 
     tc->uri.len = ngx_voice_el_path(tc->uri.data, &u);
+
+    /* the same voice path on every endpoint */
+    ep = tc->ep;
+
+    do {
+        ep->request = tc->uri;
+        ep = ep->next;
+
+    } while (ep && ep != tc->ep);
+
     tc->key = conf->tts_key;
     tc->multi = conf->tts_multi;
 
@@ -745,8 +851,6 @@ ngx_voice_conf_tts_aura(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf,
     ngx_voice_endpoint_t  *ep;
     ngx_voice_dg_speak_t   q;
 
-    ep = tc->ep;
-
     url = conf->tts_url;
 
     if (url.len == 0) {
@@ -759,12 +863,9 @@ ngx_voice_conf_tts_aura(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf,
         ngx_str_set(&model, "aura-2-thalia-en");
     }
 
-    if (ngx_voice_endpoint_parse(cf, ep, &url, "aura") != NGX_CONF_OK
-        || ngx_voice_endpoint_merge(cf, ep, conf->ssl, &conf->tts_ssl_name,
-                                    conf->ssl_verify, conf->connect_timeout,
-                                    conf->provider_timeout)
-           != NGX_CONF_OK)
-    {
+    tc->ep = ngx_voice_conf_endpoints(cf, conf, &url, conf->tts_backups,
+                                      "aura", &conf->tts_ssl_name);
+    if (tc->ep == NULL) {
         return NGX_ERROR;
     }
 
@@ -777,20 +878,32 @@ ngx_voice_conf_tts_aura(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf,
     q.sample_rate = 8000;
 
     len = ngx_voice_dg_speak_query(NULL, &q);
-
-    p = ngx_pnalloc(cf->pool, ep->uri.len + 1 + len);
-    if (p == NULL || len == 0) {
+    if (len == 0) {
         return NGX_ERROR;
     }
 
-    tc->uri.data = p;
+    /* each endpoint's own path, the same query */
+    ep = tc->ep;
 
-    p = ngx_cpymem(p, ep->uri.data, ep->uri.len);
-    *p++ = ngx_strlchr(ep->uri.data, ep->uri.data + ep->uri.len, '?')
-           ? '&' : '?';
-    p += ngx_voice_dg_speak_query(p, &q);
+    do {
+        p = ngx_pnalloc(cf->pool, ep->uri.len + 1 + len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
 
-    tc->uri.len = p - tc->uri.data;
+        ep->request.data = p;
+
+        p = ngx_cpymem(p, ep->uri.data, ep->uri.len);
+        *p++ = ngx_strlchr(ep->uri.data, ep->uri.data + ep->uri.len, '?')
+               ? '&' : '?';
+        p += ngx_voice_dg_speak_query(p, &q);
+
+        ep->request.len = p - ep->request.data;
+        ep = ep->next;
+
+    } while (ep && ep != tc->ep);
+
+    tc->uri = tc->ep->request;
 
     tc->key.len = sizeof("Token ") - 1 + conf->tts_key.len;
     tc->key.data = ngx_pnalloc(cf->pool, tc->key.len);
@@ -812,27 +925,41 @@ ngx_voice_conf_tts_aura(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf,
 static ngx_int_t
 ngx_voice_conf_llm(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf)
 {
-    ngx_voice_endpoint_t  *ep;
+    ngx_voice_hc_pool_t   *pool, *prev;
+    ngx_voice_endpoint_t  *first, *ep;
 
-    ep = ngx_pcalloc(cf->pool, sizeof(ngx_voice_endpoint_t));
-    if (ep == NULL) {
+    first = ngx_voice_conf_endpoints(cf, conf, &conf->llm_url,
+                                     conf->llm_backups, "llm",
+                                     &conf->llm_ssl_name);
+    if (first == NULL) {
         return NGX_ERROR;
     }
 
-    if (ngx_voice_endpoint_parse(cf, ep, &conf->llm_url, "llm")
-        != NGX_CONF_OK
-        || ngx_voice_endpoint_merge(cf, ep, conf->ssl, &conf->llm_ssl_name,
-                                    conf->ssl_verify, conf->connect_timeout,
-                                    conf->provider_timeout)
-           != NGX_CONF_OK)
-    {
-        return NGX_ERROR;
-    }
+    /* a keep-alive pool per endpoint, in the same failover ring */
+    ep = first;
+    prev = NULL;
 
-    conf->llm = ngx_voice_hc_pool_create(cf, ep, conf->llm_keepalive,
-                                         conf->llm_keepalive_timeout);
-    if (conf->llm == NULL) {
-        return NGX_ERROR;
+    do {
+        pool = ngx_voice_hc_pool_create(cf, ep, conf->llm_keepalive,
+                                        conf->llm_keepalive_timeout);
+        if (pool == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (prev) {
+            prev->next = pool;
+
+        } else {
+            conf->llm = pool;
+        }
+
+        prev = pool;
+        ep = ep->next;
+
+    } while (ep && ep != first);
+
+    if (first->next) {
+        prev->next = conf->llm;
     }
 
     conf->llm_auth.len = sizeof("Bearer ") - 1 + conf->llm_key.len;

@@ -547,6 +547,32 @@ ngx_voice_hc_retry_handler(ngx_event_t *ev)
 }
 
 
+/*
+ * Moves the client to the next endpoint of the provider's ring, for the
+ * request about to be retried and the ones after it.  Only between
+ * requests: the failed one's connection is gone or pooled already.
+ */
+
+ngx_int_t
+ngx_voice_hc_failover(ngx_voice_hc_t *hc)
+{
+    ngx_voice_hc_pool_t  *next;
+
+    next = hc->pool->next;
+
+    if (next == NULL || hc->state != NGX_VOICE_HC_IDLE) {
+        return NGX_DECLINED;
+    }
+
+    ngx_voice_leg_close(&hc->leg);
+
+    hc->pool = next;
+    hc->leg.ep = next->ep;
+
+    return NGX_OK;
+}
+
+
 const char *
 ngx_voice_hc_header(ngx_voice_hc_t *hc, const char *name, size_t *len)
 {

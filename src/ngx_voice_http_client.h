@@ -33,6 +33,7 @@ typedef struct {
     ngx_msec_t                timeout;        /* idle time kept */
     ngx_queue_t               idle;           /* most recent first */
     ngx_queue_t               free;
+    void                     *next;           /* failover ring, or NULL */
 } ngx_voice_hc_pool_t;
 
 
@@ -110,6 +111,7 @@ void ngx_voice_hc_init(ngx_voice_hc_t *hc, ngx_voice_call_t *call,
     ngx_voice_hc_pool_t *pool, ngx_voice_hc_handler_t *handler,
     void *data);
 ngx_int_t ngx_voice_hc_warm(ngx_voice_hc_t *hc);
+ngx_int_t ngx_voice_hc_failover(ngx_voice_hc_t *hc);
 ngx_int_t ngx_voice_hc_request(ngx_voice_hc_t *hc,
     ngx_voice_hc_request_t *rq);
 const char *ngx_voice_hc_header(ngx_voice_hc_t *hc, const char *name,

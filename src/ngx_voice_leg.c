@@ -23,6 +23,8 @@ static void ngx_voice_leg_next(ngx_voice_leg_t *leg,
 static void ngx_voice_leg_ssl_init(ngx_voice_leg_t *leg);
 static void ngx_voice_leg_ssl_done(ngx_connection_t *c);
 static void ngx_voice_leg_ssl_verify(ngx_voice_leg_t *leg);
+static ngx_int_t ngx_voice_leg_check_name(ngx_connection_t *c,
+    ngx_voice_endpoint_t *ep);
 static void ngx_voice_leg_save_session(ngx_connection_t *c);
 static void ngx_voice_leg_ready(ngx_voice_leg_t *leg);
 static void ngx_voice_leg_read_handler(ngx_event_t *rev);
@@ -613,7 +615,7 @@ ngx_voice_leg_ssl_verify(ngx_voice_leg_t *leg)
             return;
         }
 
-        if (ngx_ssl_check_host(c, &ep->ssl_name) != NGX_OK) {
+        if (ngx_voice_leg_check_name(c, ep) != NGX_OK) {
             ngx_log_error(NGX_LOG_ERR, &leg->log, 0,
                           "certificate does not match \"%V\"",
                           &ep->ssl_name);
@@ -644,6 +646,55 @@ ngx_voice_leg_save_session(ngx_connection_t *c)
     leg = c->data;
 
     ngx_voice_endpoint_save_session(leg->ep, c);
+}
+
+
+/*
+ * The certificate must name the host: nginx's check is for DNS names;
+ * an address literal (https://10.0.0.5) is matched against the
+ * certificate's IP addresses instead.
+ */
+
+static ngx_int_t
+ngx_voice_leg_check_name(ngx_connection_t *c, ngx_voice_endpoint_t *ep)
+{
+    int      rc;
+    X509    *cert;
+    u_char   ip[NGX_SOCKADDR_STRLEN + 1];
+
+    if (!ep->literal || ep->ssl_name.data != ep->host_name.data) {
+        return ngx_ssl_check_host(c, &ep->ssl_name);
+    }
+
+    cert = SSL_get_peer_certificate(c->ssl->connection);
+    if (cert == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* "[::1]" in a URL is "::1" in a certificate */
+    if (ep->host_name.len > 2 && ep->host_name.data[0] == '[') {
+        (void) ngx_cpystrn(ip, ep->host_name.data + 1,
+                           ngx_min(ep->host_name.len - 1, sizeof(ip)));
+
+    } else {
+        (void) ngx_cpystrn(ip, ep->host_name.data,
+                           ngx_min(ep->host_name.len + 1, sizeof(ip)));
+    }
+
+    rc = X509_check_ip_asc(cert, (char *) ip, 0);
+
+    X509_free(cert);
+
+    return (rc == 1) ? NGX_OK : NGX_ERROR;
+}
+
+
+/* the provider's next endpoint for failover, NULL when it has one */
+
+ngx_voice_endpoint_t *
+ngx_voice_endpoint_next(ngx_voice_endpoint_t *ep)
+{
+    return ep->next;
 }
 
 

@@ -45,6 +45,10 @@ typedef struct {
 
     ngx_msec_t                connect_timeout;
     ngx_msec_t                send_timeout;
+
+    ngx_str_t                 request;        /* the provider's target */
+    void                     *next;           /* failover ring, or NULL */
+    void                     *first;
 } ngx_voice_endpoint_t;
 
 
@@ -131,6 +135,7 @@ char *ngx_voice_endpoint_merge(ngx_conf_t *cf, ngx_voice_endpoint_t *ep,
     ngx_ssl_t *ssl, ngx_str_t *ssl_name, ngx_flag_t verify,
     ngx_msec_t connect_timeout, ngx_msec_t send_timeout);
 
+ngx_voice_endpoint_t *ngx_voice_endpoint_next(ngx_voice_endpoint_t *ep);
 void ngx_voice_endpoint_save_session(ngx_voice_endpoint_t *ep,
     ngx_connection_t *c);
 

@@ -72,6 +72,8 @@ struct ngx_voice_llm_s {
     ngx_voice_sse_parser_t    sse;
     ngx_voice_oa_stream_t     stream;
     char                     *body;           /* cJSON's, this request */
+    size_t                    body_len;
+    ngx_uint_t                failovers;      /* this request's */
     ngx_voice_http_field_t    fields[3];
 
     ngx_msec_t                sent;           /* request time */

@@ -26,6 +26,9 @@ static void ngx_voice_llm_remote_error(ngx_voice_llm_t *llm,
     ngx_voice_text_t *type, ngx_voice_text_t *message,
     ngx_voice_text_t *code);
 static void ngx_voice_llm_fail(ngx_voice_llm_t *llm);
+static ngx_int_t ngx_voice_llm_send(ngx_voice_llm_t *llm);
+static ngx_int_t ngx_voice_llm_failover(ngx_voice_llm_t *llm,
+    ngx_voice_leg_error_e err);
 static void ngx_voice_llm_end(ngx_voice_llm_t *llm);
 
 
@@ -102,10 +105,8 @@ ngx_int_t
 ngx_voice_llm_request(ngx_voice_llm_t *llm, ngx_voice_llm_conversation_t *conv)
 {
     size_t                   len;
-    ngx_int_t                rc;
     const char              *error;
     ngx_voice_loc_conf_t    *conf;
-    ngx_voice_hc_request_t   rq;
     ngx_voice_oa_request_t   oa;
 
     conf = llm->call->conf;
@@ -144,6 +145,21 @@ ngx_voice_llm_request(ngx_voice_llm_t *llm, ngx_voice_llm_conversation_t *conv)
         return NGX_ERROR;
     }
 
+    llm->body_len = len;
+    llm->failovers = 0;
+
+    return ngx_voice_llm_send(llm);
+}
+
+
+/* (re)sends the request body held in llm->body */
+
+static ngx_int_t
+ngx_voice_llm_send(ngx_voice_llm_t *llm)
+{
+    ngx_int_t                rc;
+    ngx_voice_hc_request_t   rq;
+
     ngx_voice_sse_reset(&llm->sse);
     ngx_voice_oa_stream_reset(&llm->stream);
 
@@ -152,8 +168,8 @@ ngx_voice_llm_request(ngx_voice_llm_t *llm, ngx_voice_llm_conversation_t *conv)
     rq.fields = llm->fields;
     rq.nfields = 3;
     rq.body = (u_char *) llm->body;
-    rq.body_len = len;
-    rq.timeout = conf->llm_timeout;
+    rq.body_len = llm->body_len;
+    rq.timeout = llm->call->conf->llm_timeout;
 
     ngx_memzero(&llm->err, sizeof(ngx_voice_llm_error_t));
 
@@ -402,8 +418,56 @@ ngx_voice_llm_failed(ngx_voice_hc_t *hc, ngx_voice_leg_error_e err)
                       ngx_current_msec - llm->sent);
     }
 
+    if (ngx_voice_llm_failover(llm, err) == NGX_OK) {
+        return;
+    }
+
     ngx_voice_llm_end(llm);
     llm->events->error(llm, &llm->err);
+}
+
+
+/*
+ * 429, 5xx, or a transport failure before any text: the same request
+ * goes at once to the next endpoint, once around the ring.  A reply cut
+ * after some text is not retried (the caller may have heard it).
+ */
+
+static ngx_int_t
+ngx_voice_llm_failover(ngx_voice_llm_t *llm, ngx_voice_leg_error_e err)
+{
+    ngx_uint_t             n;
+    ngx_voice_hc_pool_t   *pool;
+
+    if (llm->first_token) {
+        return NGX_DECLINED;
+    }
+
+    if (err == NGX_VOICE_LEG_ERR_REMOTE && llm->err.status != 429
+        && llm->err.status < 500)
+    {
+        return NGX_DECLINED;
+    }
+
+    for (n = 1, pool = llm->hc.pool->next;
+         pool && pool != llm->hc.pool;
+         pool = pool->next)
+    {
+        n++;
+    }
+
+    if (llm->failovers + 1 >= n
+        || ngx_voice_hc_failover(&llm->hc) != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    llm->failovers++;
+
+    ngx_log_error(NGX_LOG_WARN, &llm->hc.leg.log, 0,
+                  "voice: LLM request goes to the next endpoint");
+
+    return ngx_voice_llm_send(llm) == NGX_OK ? NGX_OK : NGX_DECLINED;
 }
 
 

@@ -57,6 +57,7 @@ struct ngx_voice_stt_s {
     ngx_uint_t                ring_lost;      /* bytes never sent */
 
     ngx_uint_t                retries;
+    ngx_uint_t                failovers;
     ngx_uint_t                connects;
     ngx_uint_t                audio_sent;     /* bytes */
     ngx_uint_t                finals;

@@ -88,7 +88,7 @@ ngx_voice_stt_connect(ngx_voice_stt_t *stt)
         return NGX_ERROR;
     }
 
-    return ngx_voice_wsc_connect(&stt->ws, &conf->stt_uri);
+    return ngx_voice_wsc_connect(&stt->ws, &stt->ws.leg.ep->request);
 }
 
 
@@ -286,8 +286,9 @@ ngx_voice_stt_message(ngx_voice_wsc_t *ws, ngx_voice_ws_msg_t *msg)
 static void
 ngx_voice_stt_closed(ngx_voice_wsc_t *ws, ngx_voice_leg_error_e err)
 {
-    ngx_msec_t        backoff;
-    ngx_voice_stt_t  *stt;
+    ngx_msec_t             backoff;
+    ngx_voice_stt_t       *stt;
+    ngx_voice_endpoint_t  *next;
 
     stt = ws->data;
 
@@ -299,6 +300,24 @@ ngx_voice_stt_closed(ngx_voice_wsc_t *ws, ngx_voice_leg_error_e err)
         stt->done = 1;
         stt->events->closed(stt, err);
         return;
+    }
+
+    /* another endpoint of the provider, if any, for the next attempt */
+    next = ngx_voice_endpoint_next(ws->leg.ep);
+
+    if (next && err != NGX_VOICE_LEG_OK && !ngx_exiting
+        && stt->failovers < NGX_VOICE_STT_RETRIES)
+    {
+        stt->failovers++;
+        ws->leg.ep = next;
+
+        ngx_log_error(NGX_LOG_WARN, &ws->leg.log, 0,
+                      "voice: speech-to-text failed (%s), trying the next "
+                      "endpoint", ngx_voice_leg_strerror(err));
+
+        if (ngx_voice_stt_connect(stt) != NGX_ERROR) {
+            return;
+        }
     }
 
     /* a refusal that will not change: wrong key, URL or certificate */

@@ -75,3 +75,55 @@ ngx_voice_tts_abort(ngx_voice_tts_t *tts)
 
     tts->ops->abort(tts);
 }
+
+
+/*
+ * After the provider's socket closed unexpectedly: NGX_OK to connect
+ * again (to the provider's next endpoint when there is one), NGX_DECLINED
+ * to give up: a refusal that will not change (a certificate, a 4xx
+ * upgrade answer) with no other endpoint, the worker exiting, or too
+ * many attempts without audio in between.  Logged here, once.
+ */
+
+ngx_int_t
+ngx_voice_tts_may_reconnect(ngx_voice_tts_t *tts, ngx_voice_leg_error_e err,
+    ngx_uint_t max)
+{
+    ngx_voice_wsc_t       *ws;
+    ngx_voice_endpoint_t  *next;
+
+    ws = &tts->ws;
+    next = ngx_voice_endpoint_next(ws->leg.ep);
+
+    if (ngx_exiting || tts->retries++ >= max) {
+        goto give_up;
+    }
+
+    if (next && err != NGX_VOICE_LEG_OK) {
+        ws->leg.ep = next;
+
+        ngx_log_error(NGX_LOG_WARN, &ws->leg.log, 0,
+                      "voice: text-to-speech failed (%s), trying the next "
+                      "endpoint", ngx_voice_leg_strerror(err));
+        return NGX_OK;
+    }
+
+    if (err == NGX_VOICE_LEG_ERR_VERIFY
+        || (err == NGX_VOICE_LEG_ERR_HANDSHAKE && ws->status >= 400
+            && ws->status < 500 && ws->status != 429))
+    {
+        goto give_up;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, &ws->leg.log, 0,
+                  "voice: text-to-speech socket closed (%s), reconnecting",
+                  ngx_voice_leg_strerror(err));
+    return NGX_OK;
+
+give_up:
+
+    ngx_log_error(NGX_LOG_ERR, &ws->leg.log, 0,
+                  "voice: text-to-speech refused (%s), not retrying",
+                  ngx_voice_leg_strerror(err));
+    return NGX_DECLINED;
+}

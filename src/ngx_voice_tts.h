@@ -116,6 +116,8 @@ ngx_int_t ngx_voice_tts_say(ngx_voice_tts_t *tts, ngx_uint_t turn,
 ngx_int_t ngx_voice_tts_cancel(ngx_voice_tts_t *tts);
 ngx_int_t ngx_voice_tts_finish(ngx_voice_tts_t *tts);
 void ngx_voice_tts_abort(ngx_voice_tts_t *tts);
+ngx_int_t ngx_voice_tts_may_reconnect(ngx_voice_tts_t *tts,
+    ngx_voice_leg_error_e err, ngx_uint_t max);
 
 
 extern ngx_voice_tts_ops_t  ngx_voice_tts_elevenlabs_ops;

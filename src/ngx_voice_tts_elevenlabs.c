@@ -86,7 +86,7 @@ ngx_voice_tts_connect(ngx_voice_tts_t *tts)
         return NGX_ERROR;
     }
 
-    return ngx_voice_wsc_connect(&tts->ws, &tts->conf->uri);
+    return ngx_voice_wsc_connect(&tts->ws, &tts->ws.leg.ep->request);
 }
 
 
@@ -414,24 +414,13 @@ ngx_voice_tts_closed(ngx_voice_wsc_t *ws, ngx_voice_leg_error_e err)
         tts->events->done(tts, turn, 0);
     }
 
-    if (err == NGX_VOICE_LEG_ERR_VERIFY || ngx_exiting
-        || tts->retries++ >= NGX_VOICE_TTS_RETRIES
-        || (err == NGX_VOICE_LEG_ERR_HANDSHAKE && ws->status >= 400
-            && ws->status < 500 && ws->status != 429))
-    {
-        ngx_log_error(NGX_LOG_ERR, &ws->leg.log, 0,
-                      "voice: text-to-speech refused (%s), not retrying",
-                      ngx_voice_leg_strerror(err));
+    if (ngx_voice_tts_may_reconnect(tts, err, NGX_VOICE_TTS_RETRIES) != NGX_OK) {
         tts->done = 1;
         tts->events->closed(tts, err);
         return;
     }
 
     /* reconnect now: the next turn must not wait for a handshake */
-    ngx_log_error(NGX_LOG_WARN, &ws->leg.log, 0,
-                  "voice: text-to-speech socket closed (%s), reconnecting",
-                  ngx_voice_leg_strerror(err));
-
     if (ngx_voice_tts_connect(tts) == NGX_ERROR) {
         tts->done = 1;
         tts->events->closed(tts, NGX_VOICE_LEG_ERR_CONNECT);
