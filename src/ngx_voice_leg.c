@@ -972,6 +972,7 @@ ngx_voice_leg_close(ngx_voice_leg_t *leg)
     ngx_voice_leg_close_connection(leg);
 
     leg->state = NGX_VOICE_LEG_CLOSED;
+    leg->log.action = NULL;
 }
 
 

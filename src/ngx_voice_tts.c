@@ -89,6 +89,7 @@ ngx_int_t
 ngx_voice_tts_may_reconnect(ngx_voice_tts_t *tts, ngx_voice_leg_error_e err,
     ngx_uint_t max)
 {
+    ngx_uint_t             level;
     ngx_voice_wsc_t       *ws;
     ngx_voice_endpoint_t  *next;
 
@@ -115,7 +116,10 @@ ngx_voice_tts_may_reconnect(ngx_voice_tts_t *tts, ngx_voice_leg_error_e err,
         goto give_up;
     }
 
-    ngx_log_error(NGX_LOG_WARN, &ws->leg.log, 0,
+    /* a single-context socket closes after every turn: not a fault */
+    level = (err == NGX_VOICE_LEG_OK) ? NGX_LOG_INFO : NGX_LOG_WARN;
+
+    ngx_log_error(level, &ws->leg.log, 0,
                   "voice: text-to-speech socket closed (%s), reconnecting",
                   ngx_voice_leg_strerror(err));
     return NGX_OK;

@@ -474,7 +474,9 @@ ngx_voice_aura_closed(ngx_voice_wsc_t *ws, ngx_voice_leg_error_e err)
         tts->events->done(tts, turn, 0);
     }
 
-    if (ngx_voice_tts_may_reconnect(tts, err, NGX_VOICE_AURA_RETRIES) != NGX_OK) {
+    if (ngx_voice_tts_may_reconnect(tts, err, NGX_VOICE_AURA_RETRIES)
+        != NGX_OK)
+    {
         tts->done = 1;
         tts->events->closed(tts, err);
         return;

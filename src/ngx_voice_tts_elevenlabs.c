@@ -160,8 +160,8 @@ ngx_voice_tts_el_say(ngx_voice_tts_t *tts, ngx_uint_t turn, u_char *text,
 static ngx_int_t
 ngx_voice_tts_push(ngx_voice_tts_t *tts)
 {
-    size_t                n, len;
-    u_char               *p;
+    size_t                n, len, ctx_len;
+    u_char               *p, *ctx;
     unsigned              flags;
     ngx_voice_el_init_t   init;
 
@@ -170,6 +170,10 @@ ngx_voice_tts_push(ngx_voice_tts_t *tts)
     {
         return NGX_OK;
     }
+
+    /* single-context messages carry no context_id */
+    ctx = tts->conf->multi ? tts->ctx_id : NULL;
+    ctx_len = tts->conf->multi ? tts->ctx_len : 0;
 
     if (!tts->ctx_open) {
         if (tts->contexts >= NGX_VOICE_TTS_CONTEXTS) {
@@ -181,9 +185,8 @@ ngx_voice_tts_push(ngx_voice_tts_t *tts)
 
         ngx_voice_el_init_defaults(&init);
 
-        len = ngx_voice_el_init(NULL, &init, tts->ctx_id, tts->ctx_len);
-        (void) ngx_voice_el_init(ngx_voice_tts_buf, &init, tts->ctx_id,
-                                 tts->ctx_len);
+        len = ngx_voice_el_init(NULL, &init, ctx, ctx_len);
+        (void) ngx_voice_el_init(ngx_voice_tts_buf, &init, ctx, ctx_len);
 
         if (ngx_voice_tts_send(tts, len) != NGX_OK) {
             return NGX_ERROR;
@@ -218,10 +221,9 @@ ngx_voice_tts_push(ngx_voice_tts_t *tts)
 
     flags = tts->text_last ? NGX_VOICE_EL_FLUSH : 0;
 
-    len = ngx_voice_el_text(NULL, tts->text, n, flags, tts->ctx_id,
-                            tts->ctx_len);
-    (void) ngx_voice_el_text(ngx_voice_tts_buf, tts->text, n, flags,
-                             tts->ctx_id, tts->ctx_len);
+    len = ngx_voice_el_text(NULL, tts->text, n, flags, ctx, ctx_len);
+    (void) ngx_voice_el_text(ngx_voice_tts_buf, tts->text, n, flags, ctx,
+                             ctx_len);
 
     if (ngx_voice_tts_send(tts, len) != NGX_OK) {
         return NGX_ERROR;
@@ -251,9 +253,19 @@ ngx_voice_tts_push(ngx_voice_tts_t *tts)
         }
 
         tts->ctx_closing = 1;
+
+        return NGX_OK;
     }
 
-    return NGX_OK;
+    /*
+     * Single context: the end of input makes the socket say isFinal and
+     * close; the next turn gets a new socket (hence multi by default)
+     */
+    ngx_memcpy(ngx_voice_tts_buf, NGX_VOICE_EL_END_OF_INPUT,
+               ngx_voice_el_lit_len(NGX_VOICE_EL_END_OF_INPUT));
+
+    return ngx_voice_tts_send(tts,
+                              ngx_voice_el_lit_len(NGX_VOICE_EL_END_OF_INPUT));
 }
 
 
@@ -414,7 +426,9 @@ ngx_voice_tts_closed(ngx_voice_wsc_t *ws, ngx_voice_leg_error_e err)
         tts->events->done(tts, turn, 0);
     }
 
-    if (ngx_voice_tts_may_reconnect(tts, err, NGX_VOICE_TTS_RETRIES) != NGX_OK) {
+    if (ngx_voice_tts_may_reconnect(tts, err, NGX_VOICE_TTS_RETRIES)
+        != NGX_OK)
+    {
         tts->done = 1;
         tts->events->closed(tts, err);
         return;

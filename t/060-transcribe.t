@@ -9,6 +9,7 @@ use warnings;
 
 use Test::More;
 use File::Temp qw(tempdir);
+use POSIX ();
 use lib 't/lib', 'tools/lib';
 use VoiceTest::Nginx;
 use VoiceSim::Sim;
@@ -165,6 +166,34 @@ sub finish {
     like($srv->error_log, qr/\[error\].*certificate does not match "wrong\.example"/,
          'a certificate for another name fails');
     finish($srv, 'wrong name');
+    $sim->stop;
+}
+
+# --- a reload during a call: the old worker keeps the call and its STT
+#     leg until worker_shutdown_timeout, then closes both cleanly
+
+{
+    my $sim = VoiceSim::Sim->start(dir => "$dir/sim5", tls => 1,
+                                   script => $script, key => $KEY);
+    my $srv = VoiceTest::Nginx::Server->start(
+        master => 1, main => 'worker_shutdown_timeout 5s;',
+        server => location($sim));
+    my $pid = fork;
+    if (!$pid) {
+        $Test::Nginx::Util::InSubprocess = 1;
+        call($srv);
+        POSIX::_exit(0);
+    }
+    ok($srv->wait_log(qr/speech-to-text connected/, 10), 'STT leg up');
+    $srv->signal('HUP');
+    ok($srv->wait_log(qr/caller turn 1 \(speech_final\)/, 10),
+       'the call goes on in the old worker after the reload');
+    ok($srv->wait_log(qr/voice: call ended/, 12),
+       'worker_shutdown_timeout ends the call');
+    waitpid($pid, 0);
+    like($srv->error_log, qr/gracefully shutting down/, 'the old worker was shutting down');
+    finish($srv, 'reload');
+    unlike($srv->error_log, qr/open socket #\d+ left/, 'no socket left behind');
     $sim->stop;
 }
 

@@ -29,6 +29,7 @@ sub script {
 sub location {
     my ($sim, %o) = @_;
     return "location = /stream { voice_pipeline announce; "
+         . ($o{extra} || '')
          . "voice_greeting \"$TEXT\"; "
          . "voice_tts_url wss://localhost:" . $sim->port('tts') . "; "
          . "voice_tts_key " . ($o{key} || $KEY) . "; "
@@ -123,6 +124,32 @@ my $sim = VoiceSim::Sim->start(dir => "$dir/sim", tls => 1, key => $KEY);
     like($log, qr/close sent 1011/, 'the call is closed with 1011');
     unlike($log, qr/bad-key/, 'the key is not logged');
     finish($srv, 'bad key');
+}
+
+# --- single-context stream-input: end of input, isFinal, socket closed
+
+{
+    my $srv = VoiceTest::Nginx::Server->start(
+        server => location($sim, extra => 'voice_tts_multi_context off; '));
+    my $sum = VoiceSim::Caller->new(
+        url => 'ws://127.0.0.1:' . $srv->port . '/stream',
+        script => script('wait3.txt', "wait: bot\nhangup\n"),
+        out => "$dir/out4", quiet => 1)->run;
+    ok($srv->wait_log(qr/voice: call ended/, 10), 'call ended');
+    my $log = $srv->error_log;
+    like($log, qr/voice: announce: heard in full/, 'single context: heard in full');
+    my @conns = grep { $_->{ev} eq 'connect' } $sim->records('tts');
+    like($conns[-1]{path} // '', qr{/stream-input$}, 'the stream-input endpoint');
+    my $c = $conns[-1]{conn};
+    my @msgs = map { $_->{json} }
+               grep { $_->{ev} eq 'recv' && $_->{json} && $_->{conn} eq $c }
+               $sim->records('tts');
+    is_deeply($msgs[0], { text => ' ' }, 'the first message is text " ", no context');
+    ok($msgs[1]{flush} && !exists $msgs[1]{context_id}, 'the text is flushed, no context');
+    is_deeply($msgs[2], { text => '' }, 'then the end of input');
+    is(scalar(grep { ($_->{conn} // '') eq $c } $sim->violations('tts')), 0,
+       'no violation on that socket');
+    finish($srv, 'single context');
 }
 
 $sim->stop;
