@@ -20,6 +20,8 @@
 static ngx_voice_endpoint_t *ngx_voice_conf_endpoints(ngx_conf_t *cf,
     ngx_voice_loc_conf_t *conf, ngx_str_t *url, ngx_array_t *backups,
     const char *provider, ngx_str_t *ssl_name);
+static ngx_int_t ngx_voice_conf_requests(ngx_conf_t *cf,
+    ngx_voice_endpoint_t *first, ngx_str_t *query);
 static ngx_int_t ngx_voice_conf_ssl(ngx_conf_t *cf,
     ngx_voice_loc_conf_t *conf);
 static ngx_int_t ngx_voice_conf_stt(ngx_conf_t *cf,
@@ -566,6 +568,39 @@ ngx_voice_conf_merge_providers(ngx_conf_t *cf, ngx_voice_loc_conf_t *prev,
 }
 
 
+/* each endpoint's request target: its own path, the provider's query */
+
+static ngx_int_t
+ngx_voice_conf_requests(ngx_conf_t *cf, ngx_voice_endpoint_t *first,
+    ngx_str_t *query)
+{
+    u_char                *p;
+    ngx_voice_endpoint_t  *ep;
+
+    ep = first;
+
+    do {
+        p = ngx_pnalloc(cf->pool, ep->uri.len + 1 + query->len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        ep->request.data = p;
+
+        p = ngx_cpymem(p, ep->uri.data, ep->uri.len);
+        *p++ = ngx_strlchr(ep->uri.data, ep->uri.data + ep->uri.len, '?')
+               ? '&' : '?';
+        p = ngx_cpymem(p, query->data, query->len);
+
+        ep->request.len = p - ep->request.data;
+        ep = ep->next;
+
+    } while (ep && ep != first);
+
+    return NGX_OK;
+}
+
+
 /* one TLS client context per location that talks to providers */
 
 static ngx_int_t
@@ -630,12 +665,9 @@ ngx_voice_conf_ssl(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf)
 static ngx_int_t
 ngx_voice_conf_stt(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf)
 {
-    size_t                  len;
-    u_char                 *p;
-    ngx_str_t              *kt;
+    ngx_str_t              *kt, query;
     ngx_uint_t              i;
     ngx_voice_text_t       *terms;
-    ngx_voice_endpoint_t   *ep;
     ngx_voice_dg_listen_t   q;
 
     if (conf->stt_key.len == 0) {
@@ -684,31 +716,18 @@ ngx_voice_conf_stt(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf)
         q.nkeyterms = conf->stt_keyterms->nelts;
     }
 
-    len = ngx_voice_dg_listen_query(NULL, &q);
-    if (len == 0) {
+    query.len = ngx_voice_dg_listen_query(NULL, &q);
+    query.data = ngx_pnalloc(cf->pool, query.len);
+
+    if (query.len == 0 || query.data == NULL) {
         return NGX_ERROR;
     }
 
-    /* each endpoint's own path, the same query */
-    ep = conf->stt;
+    (void) ngx_voice_dg_listen_query(query.data, &q);
 
-    do {
-        p = ngx_pnalloc(cf->pool, ep->uri.len + 1 + len);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        ep->request.data = p;
-
-        p = ngx_cpymem(p, ep->uri.data, ep->uri.len);
-        *p++ = ngx_strlchr(ep->uri.data, ep->uri.data + ep->uri.len, '?')
-               ? '&' : '?';
-        p += ngx_voice_dg_listen_query(p, &q);
-
-        ep->request.len = p - ep->request.data;
-        ep = ep->next;
-
-    } while (ep && ep != conf->stt);
+    if (ngx_voice_conf_requests(cf, conf->stt, &query) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     conf->stt_uri = ((ngx_voice_endpoint_t *) conf->stt)->request;
 
@@ -845,10 +864,7 @@ static ngx_int_t
 ngx_voice_conf_tts_aura(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf,
     ngx_voice_tts_conf_t *tc)
 {
-    size_t                 len;
-    u_char                *p;
-    ngx_str_t              url, model;
-    ngx_voice_endpoint_t  *ep;
+    ngx_str_t              url, model, query;
     ngx_voice_dg_speak_t   q;
 
     url = conf->tts_url;
@@ -877,31 +893,18 @@ ngx_voice_conf_tts_aura(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf,
     q.encoding.len = sizeof("mulaw") - 1;
     q.sample_rate = 8000;
 
-    len = ngx_voice_dg_speak_query(NULL, &q);
-    if (len == 0) {
+    query.len = ngx_voice_dg_speak_query(NULL, &q);
+    query.data = ngx_pnalloc(cf->pool, query.len);
+
+    if (query.len == 0 || query.data == NULL) {
         return NGX_ERROR;
     }
 
-    /* each endpoint's own path, the same query */
-    ep = tc->ep;
+    (void) ngx_voice_dg_speak_query(query.data, &q);
 
-    do {
-        p = ngx_pnalloc(cf->pool, ep->uri.len + 1 + len);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        ep->request.data = p;
-
-        p = ngx_cpymem(p, ep->uri.data, ep->uri.len);
-        *p++ = ngx_strlchr(ep->uri.data, ep->uri.data + ep->uri.len, '?')
-               ? '&' : '?';
-        p += ngx_voice_dg_speak_query(p, &q);
-
-        ep->request.len = p - ep->request.data;
-        ep = ep->next;
-
-    } while (ep && ep != tc->ep);
+    if (ngx_voice_conf_requests(cf, tc->ep, &query) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     tc->uri = tc->ep->request;
 
