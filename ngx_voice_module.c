@@ -66,6 +66,19 @@ static ngx_conf_num_bounds_t  ngx_voice_llm_tokens_bounds = {
 };
 
 
+static ngx_voice_conf_backups_t  ngx_voice_stt_backups = {
+    offsetof(ngx_voice_loc_conf_t, stt_backups)
+};
+
+static ngx_voice_conf_backups_t  ngx_voice_tts_backups = {
+    offsetof(ngx_voice_loc_conf_t, tts_backups)
+};
+
+static ngx_voice_conf_backups_t  ngx_voice_llm_backups = {
+    offsetof(ngx_voice_loc_conf_t, llm_backups)
+};
+
+
 static ngx_conf_bitmask_t  ngx_voice_ssl_protocols[] = {
     { ngx_string("TLSv1"), NGX_SSL_TLSv1 },
     { ngx_string("TLSv1.1"), NGX_SSL_TLSv1_1 },
@@ -148,11 +161,11 @@ static ngx_command_t  ngx_voice_commands[] = {
       &ngx_voice_tts_providers },
 
     { ngx_string("voice_tts_url"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_voice_conf_url,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_voice_loc_conf_t, tts_url),
-      NULL },
+      &ngx_voice_tts_backups },
 
     { ngx_string("voice_tts_key"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -197,11 +210,11 @@ static ngx_command_t  ngx_voice_commands[] = {
       NULL },
 
     { ngx_string("voice_stt_url"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_voice_conf_url,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_voice_loc_conf_t, stt_url),
-      NULL },
+      &ngx_voice_stt_backups },
 
     { ngx_string("voice_stt_key"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -274,11 +287,11 @@ static ngx_command_t  ngx_voice_commands[] = {
       &ngx_voice_timeout_bounds },
 
     { ngx_string("voice_llm_url"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_voice_conf_url,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_voice_loc_conf_t, llm_url),
-      NULL },
+      &ngx_voice_llm_backups },
 
     { ngx_string("voice_llm_key"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
