@@ -131,3 +131,42 @@ give_up:
                   ngx_voice_leg_strerror(err));
     return NGX_DECLINED;
 }
+
+
+/* a new turn: its text, its state; the vendor adds its own */
+
+void
+ngx_voice_tts_new_turn(ngx_voice_tts_t *tts, ngx_uint_t turn)
+{
+    tts->turn = turn;
+    tts->ctx_open = 0;
+    tts->flushed = 0;
+    tts->text_len = 0;
+    tts->text_last = 0;
+    tts->first_audio = 0;
+}
+
+
+/*
+ * Holds a turn's text until push() sends what is word-bounded (all of it
+ * once last is set); a full buffer is pushed first to make room.
+ */
+
+ngx_int_t
+ngx_voice_tts_hold(ngx_voice_tts_t *tts, u_char *text, size_t len,
+    ngx_uint_t last, ngx_int_t (*push)(ngx_voice_tts_t *tts))
+{
+    if (len > NGX_VOICE_TTS_TEXT_MAX - tts->text_len) {
+        (void) push(tts);
+    }
+
+    len = ngx_min(len, NGX_VOICE_TTS_TEXT_MAX - tts->text_len);
+    ngx_memcpy(tts->text + tts->text_len, text, len);
+    tts->text_len += len;
+
+    if (last) {
+        tts->text_last = 1;
+    }
+
+    return push(tts);
+}

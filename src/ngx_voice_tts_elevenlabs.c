@@ -129,31 +129,14 @@ ngx_voice_tts_el_say(ngx_voice_tts_t *tts, ngx_uint_t turn, u_char *text,
             (void) ngx_voice_tts_el_cancel(tts);
         }
 
-        tts->turn = turn;
+        ngx_voice_tts_new_turn(tts, turn);
+
         tts->ctx_len = ngx_sprintf(tts->ctx_id, "turn-%ui", turn)
                        - tts->ctx_id;
-        tts->ctx_open = 0;
         tts->ctx_closing = 0;
-        tts->flushed = 0;
-        tts->text_len = 0;
-        tts->text_last = 0;
-        tts->first_audio = 0;
     }
 
-    if (len > NGX_VOICE_TTS_TEXT_MAX - tts->text_len) {
-        /* send what is word-bounded first to make room */
-        (void) ngx_voice_tts_push(tts);
-    }
-
-    len = ngx_min(len, NGX_VOICE_TTS_TEXT_MAX - tts->text_len);
-    ngx_memcpy(tts->text + tts->text_len, text, len);
-    tts->text_len += len;
-
-    if (last) {
-        tts->text_last = 1;
-    }
-
-    return ngx_voice_tts_push(tts);
+    return ngx_voice_tts_hold(tts, text, len, last, ngx_voice_tts_push);
 }
 
 
