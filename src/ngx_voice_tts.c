@@ -170,3 +170,41 @@ ngx_voice_tts_hold(ngx_voice_tts_t *tts, u_char *text, size_t len,
 
     return push(tts);
 }
+
+
+/*
+ * The socket to the vendor is up: a call that ended meanwhile finishes,
+ * a turn that began while connecting goes out now (push: the vendor's).
+ */
+
+void
+ngx_voice_tts_opened(ngx_voice_tts_t *tts,
+    ngx_int_t (*push)(ngx_voice_tts_t *tts))
+{
+    ngx_log_error(NGX_LOG_INFO, &tts->ws.leg.log, 0,
+                  "voice: text-to-speech connected in %M ms",
+                  ngx_current_msec - tts->ws.leg.opened);
+
+    if (tts->finishing) {
+        (void) tts->ops->finish(tts);
+        return;
+    }
+
+    (void) push(tts);
+}
+
+
+/* (re)connects the vendor's socket with its authorization field */
+
+ngx_int_t
+ngx_voice_tts_connect(ngx_voice_tts_t *tts, const char *auth)
+{
+    tts->ws.nfields = 0;
+    tts->ctx_open = 0;
+
+    if (ngx_voice_wsc_add_field(&tts->ws, auth, &tts->conf->key) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_voice_wsc_connect(&tts->ws, &tts->ws.leg.ep->request);
+}

@@ -116,6 +116,9 @@ ngx_int_t ngx_voice_tts_say(ngx_voice_tts_t *tts, ngx_uint_t turn,
 ngx_int_t ngx_voice_tts_cancel(ngx_voice_tts_t *tts);
 ngx_int_t ngx_voice_tts_finish(ngx_voice_tts_t *tts);
 void ngx_voice_tts_abort(ngx_voice_tts_t *tts);
+void ngx_voice_tts_opened(ngx_voice_tts_t *tts,
+    ngx_int_t (*push)(ngx_voice_tts_t *tts));
+ngx_int_t ngx_voice_tts_connect(ngx_voice_tts_t *tts, const char *auth);
 void ngx_voice_tts_new_turn(ngx_voice_tts_t *tts, ngx_uint_t turn);
 ngx_int_t ngx_voice_tts_hold(ngx_voice_tts_t *tts, u_char *text, size_t len,
     ngx_uint_t last, ngx_int_t (*push)(ngx_voice_tts_t *tts));

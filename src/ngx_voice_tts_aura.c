@@ -79,42 +79,19 @@ ngx_voice_aura_start(ngx_voice_tts_t *tts)
 static ngx_int_t
 ngx_voice_aura_connect(ngx_voice_tts_t *tts)
 {
-    tts->ws.nfields = 0;
-
     /* sequence ids, the text buffer and Clears are per socket */
     tts->flushes = 0;
     tts->spoken = 0;
     tts->clears = 0;
-    tts->ctx_open = 0;
 
-    if (ngx_voice_wsc_add_field(&tts->ws, "Authorization", &tts->conf->key)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    return ngx_voice_wsc_connect(&tts->ws, &tts->ws.leg.ep->request);
+    return ngx_voice_tts_connect(tts, "Authorization");
 }
 
 
 static void
 ngx_voice_aura_open(ngx_voice_wsc_t *ws)
 {
-    ngx_voice_tts_t  *tts;
-
-    tts = ws->data;
-
-    ngx_log_error(NGX_LOG_INFO, &ws->leg.log, 0,
-                  "voice: text-to-speech connected in %M ms",
-                  ngx_current_msec - ws->leg.opened);
-
-    if (tts->finishing) {
-        (void) ngx_voice_aura_finish(tts);
-        return;
-    }
-
-    /* a turn that began while connecting goes out now */
-    (void) ngx_voice_aura_push(tts);
+    ngx_voice_tts_opened(ws->data, ngx_voice_aura_push);
 }
 
 

@@ -26,7 +26,7 @@ static ngx_int_t ngx_voice_tts_el_say(ngx_voice_tts_t *tts, ngx_uint_t turn,
 static ngx_int_t ngx_voice_tts_el_cancel(ngx_voice_tts_t *tts);
 static ngx_int_t ngx_voice_tts_el_finish(ngx_voice_tts_t *tts);
 static void ngx_voice_tts_el_abort(ngx_voice_tts_t *tts);
-static ngx_int_t ngx_voice_tts_connect(ngx_voice_tts_t *tts);
+static ngx_int_t ngx_voice_tts_el_connect(ngx_voice_tts_t *tts);
 static void ngx_voice_tts_open(ngx_voice_wsc_t *ws);
 static void ngx_voice_tts_message(ngx_voice_wsc_t *ws,
     ngx_voice_ws_msg_t *msg);
@@ -69,45 +69,24 @@ ngx_voice_tts_el_start(ngx_voice_tts_t *tts)
                        &ngx_voice_tts_ws_handler, tts,
                        NGX_VOICE_TTS_MAX_MESSAGE);
 
-    return ngx_voice_tts_connect(tts);
+    return ngx_voice_tts_el_connect(tts);
 }
 
 
 static ngx_int_t
-ngx_voice_tts_connect(ngx_voice_tts_t *tts)
+ngx_voice_tts_el_connect(ngx_voice_tts_t *tts)
 {
-    tts->ws.nfields = 0;
+    /* contexts are per socket */
     tts->contexts = 0;
-    tts->ctx_open = 0;
 
-    if (ngx_voice_wsc_add_field(&tts->ws, "xi-api-key", &tts->conf->key)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    return ngx_voice_wsc_connect(&tts->ws, &tts->ws.leg.ep->request);
+    return ngx_voice_tts_connect(tts, "xi-api-key");
 }
 
 
 static void
 ngx_voice_tts_open(ngx_voice_wsc_t *ws)
 {
-    ngx_voice_tts_t  *tts;
-
-    tts = ws->data;
-
-    ngx_log_error(NGX_LOG_INFO, &ws->leg.log, 0,
-                  "voice: text-to-speech connected in %M ms",
-                  ngx_current_msec - ws->leg.opened);
-
-    if (tts->finishing) {
-        (void) ngx_voice_tts_el_finish(tts);
-        return;
-    }
-
-    /* a turn that began while connecting goes out now */
-    (void) ngx_voice_tts_push(tts);
+    ngx_voice_tts_opened(ws->data, ngx_voice_tts_push);
 }
 
 
@@ -418,7 +397,7 @@ ngx_voice_tts_closed(ngx_voice_wsc_t *ws, ngx_voice_leg_error_e err)
     }
 
     /* reconnect now: the next turn must not wait for a handshake */
-    if (ngx_voice_tts_connect(tts) == NGX_ERROR) {
+    if (ngx_voice_tts_el_connect(tts) == NGX_ERROR) {
         tts->done = 1;
         tts->events->closed(tts, NGX_VOICE_LEG_ERR_CONNECT);
     }
