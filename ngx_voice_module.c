@@ -60,6 +60,22 @@ static ngx_conf_enum_t  ngx_voice_tts_providers[] = {
 };
 
 
+static ngx_conf_enum_t  ngx_voice_tts_chunkings[] = {
+    { ngx_string("word"), NGX_VOICE_CHUNK_WORD },
+    { ngx_string("sentence"), NGX_VOICE_CHUNK_SENTENCE },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_num_bounds_t  ngx_voice_min_words_bounds = {
+    ngx_conf_check_num_bounds, 0, 20
+};
+
+static ngx_voice_bounds_t  ngx_voice_finalize_bounds = {
+    ngx_voice_check_msec, 0, 10000
+};
+
+
 /* max_completion_tokens is reserved against the token quota: keep small */
 static ngx_conf_num_bounds_t  ngx_voice_llm_tokens_bounds = {
     ngx_conf_check_num_bounds, 1, 32768
@@ -91,7 +107,7 @@ static ngx_conf_bitmask_t  ngx_voice_ssl_protocols[] = {
 static ngx_command_t  ngx_voice_commands[] = {
 
     { ngx_string("voice_pipeline"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
       ngx_voice_pipeline,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
@@ -204,9 +220,72 @@ static ngx_command_t  ngx_voice_commands[] = {
 
     { ngx_string("voice_greeting"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_str_slot,
+      ngx_http_set_complex_value_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_voice_loc_conf_t, greeting),
+      NULL },
+
+    { ngx_string("voice_greeting_interruptible"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, greeting_interruptible),
+      NULL },
+
+    { ngx_string("voice_barge_in"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, barge_in),
+      NULL },
+
+    { ngx_string("voice_barge_in_min_words"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, barge_in_min_words),
+      &ngx_voice_min_words_bounds },
+
+    { ngx_string("voice_backchannel"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_voice_conf_regex,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, backchannel),
+      NULL },
+
+    { ngx_string("voice_tts_chunk_schedule"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_voice_conf_schedule,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, tts_schedule),
+      NULL },
+
+    { ngx_string("voice_tts_chunking"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, tts_chunking),
+      &ngx_voice_tts_chunkings },
+
+    { ngx_string("voice_llm_apology"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, llm_apology),
+      NULL },
+
+    { ngx_string("voice_stt_finalize"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, stt_finalize),
+      &ngx_voice_finalize_bounds },
+
+    { ngx_string("voice_call_record"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, call_record),
       NULL },
 
     { ngx_string("voice_stt_url"),
@@ -351,7 +430,7 @@ static ngx_command_t  ngx_voice_commands[] = {
 
     { ngx_string("voice_system_prompt"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_str_slot,
+      ngx_http_set_complex_value_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_voice_loc_conf_t, system_prompt),
       NULL },
@@ -403,7 +482,7 @@ static ngx_command_t  ngx_voice_commands[] = {
 
 
 static ngx_http_module_t  ngx_voice_module_ctx = {
-    NULL,                                  /* preconfiguration */
+    ngx_voice_variables_add,               /* preconfiguration */
     NULL,                                  /* postconfiguration */
 
     NULL,                                  /* create main configuration */
@@ -437,6 +516,7 @@ static ngx_voice_mode_t  *ngx_voice_modes[] = {
     &ngx_voice_echo_mode,
     &ngx_voice_transcribe_mode,
     &ngx_voice_announce_mode,
+    &ngx_voice_agent_mode,
     NULL
 };
 
@@ -527,6 +607,12 @@ ngx_voice_pipeline(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
+    /* the conversation is what a voice location does by default */
+    if (cf->args->nelts == 1) {
+        vlcf->mode = &ngx_voice_agent_mode;
+        goto done;
+    }
+
     for (i = 0; ngx_voice_modes[i]; i++) {
         if (value[1].len == ngx_voice_modes[i]->name.len
             && ngx_strncmp(value[1].data, ngx_voice_modes[i]->name.data,
@@ -543,6 +629,8 @@ ngx_voice_pipeline(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            "unknown voice_pipeline mode \"%V\"", &value[1]);
         return NGX_CONF_ERROR;
     }
+
+done:
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_voice_ws_handler;

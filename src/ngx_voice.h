@@ -43,6 +43,11 @@ typedef struct ngx_voice_call_s  ngx_voice_call_t;
 /* what a voice_pipeline location runs on each call */
 #define NGX_VOICE_NEEDS_STT        0x01
 #define NGX_VOICE_NEEDS_TTS        0x02
+#define NGX_VOICE_NEEDS_LLM        0x04
+
+/* how the LLM's text is cut for text-to-speech */
+#define NGX_VOICE_CHUNK_WORD       0
+#define NGX_VOICE_CHUNK_SENTENCE   1
 
 
 typedef struct {
@@ -102,8 +107,19 @@ typedef struct {
     ngx_str_t                 tts_model;
     ngx_str_t                 tts_ssl_name;
     ngx_flag_t                tts_multi;
-    ngx_str_t                 greeting;
+    ngx_array_t              *tts_schedule;    /* ngx_uint_t */
+    ngx_http_complex_value_t *greeting;        /* may use variables */
     void                     *tts;             /* ngx_voice_tts_conf_t */
+
+    /* the conversation (voice_pipeline agent) */
+    ngx_flag_t                greeting_interruptible;
+    ngx_flag_t                barge_in;
+    ngx_uint_t                barge_in_min_words;  /* 0: SpeechStarted */
+    ngx_regex_t              *backchannel;     /* NULL: none */
+    ngx_uint_t                tts_chunking;    /* NGX_VOICE_CHUNK_* */
+    ngx_str_t                 llm_apology;
+    ngx_msec_t                stt_finalize;    /* 0: off */
+    ngx_str_t                 call_record;     /* directory, or "" */
 
     ngx_str_t                 llm_url;
     ngx_array_t              *llm_backups;
@@ -114,7 +130,7 @@ typedef struct {
     ngx_int_t                 llm_temperature; /* hundredths, -1: unset */
     ngx_msec_t                llm_timeout;
     ngx_str_t                 llm_ssl_name;
-    ngx_str_t                 system_prompt;
+    ngx_http_complex_value_t *system_prompt;   /* may use variables */
     ngx_str_t                 llm_tools;       /* JSON array, from a file */
     ngx_uint_t                llm_keepalive;   /* pooled connections */
     ngx_msec_t                llm_keepalive_timeout;
@@ -210,6 +226,7 @@ extern ngx_module_t  ngx_http_voice_module;
 extern ngx_voice_mode_t  ngx_voice_echo_mode;
 extern ngx_voice_mode_t  ngx_voice_transcribe_mode;
 extern ngx_voice_mode_t  ngx_voice_announce_mode;
+extern ngx_voice_mode_t  ngx_voice_agent_mode;
 
 
 /* ngx_voice_conf.c: provider configuration, checked at nginx -t */
@@ -225,6 +242,12 @@ char *ngx_voice_conf_json_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_voice_conf_keepalive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+char *ngx_voice_conf_regex(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_voice_conf_schedule(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_voice_conf_text(ngx_voice_call_t *call,
+    ngx_http_complex_value_t *cv, ngx_str_t *text);
+ngx_int_t ngx_voice_variables_add(ngx_conf_t *cf);
 void ngx_voice_conf_init_providers(ngx_voice_loc_conf_t *conf);
 char *ngx_voice_conf_merge_providers(ngx_conf_t *cf,
     ngx_voice_loc_conf_t *prev, ngx_voice_loc_conf_t *conf);

@@ -33,7 +33,7 @@ static ngx_int_t ngx_voice_announce_mark(ngx_voice_call_t *call,
 static ngx_int_t ngx_voice_announce_stop(ngx_voice_call_t *call);
 static void ngx_voice_announce_cleanup(ngx_voice_call_t *call);
 static void ngx_voice_announce_audio(ngx_voice_tts_t *tts, ngx_uint_t turn,
-    u_char *audio, size_t len, ngx_uint_t chars);
+    u_char *audio, size_t len, ngx_voice_el_align_t *align);
 static void ngx_voice_announce_done(ngx_voice_tts_t *tts, ngx_uint_t turn,
     ngx_uint_t complete);
 static void ngx_voice_announce_closed(ngx_voice_tts_t *tts,
@@ -63,6 +63,7 @@ static ngx_voice_tts_events_t  ngx_voice_announce_events = {
 static ngx_int_t
 ngx_voice_announce_start(ngx_voice_call_t *call)
 {
+    ngx_str_t              text;
     ngx_voice_announce_t  *a;
 
     a = ngx_pcalloc(call->request->pool, sizeof(ngx_voice_announce_t));
@@ -81,9 +82,12 @@ ngx_voice_announce_start(ngx_voice_call_t *call)
         return NGX_ERROR;
     }
 
+    if (ngx_voice_conf_text(call, call->conf->greeting, &text) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     /* the text goes out as soon as the socket is open */
-    return ngx_voice_tts_say(&a->tts, 1, call->conf->greeting.data,
-                             call->conf->greeting.len, 1);
+    return ngx_voice_tts_say(&a->tts, 1, text.data, text.len, 1);
 }
 
 
@@ -96,7 +100,7 @@ ngx_voice_announce_media(ngx_voice_call_t *call, u_char *audio, size_t len)
 
 static void
 ngx_voice_announce_audio(ngx_voice_tts_t *tts, ngx_uint_t turn,
-    u_char *audio, size_t len, ngx_uint_t chars)
+    u_char *audio, size_t len, ngx_voice_el_align_t *align)
 {
     ngx_voice_announce_t  *a;
 

@@ -30,8 +30,21 @@ static ngx_int_t ngx_voice_conf_tts(ngx_conf_t *cf,
     ngx_voice_loc_conf_t *conf);
 static ngx_int_t ngx_voice_conf_tts_aura(ngx_conf_t *cf,
     ngx_voice_loc_conf_t *conf, ngx_voice_tts_conf_t *tc);
+static ngx_regex_t *ngx_voice_conf_compile(ngx_conf_t *cf,
+    ngx_str_t *pattern);
+static ngx_int_t ngx_voice_conf_merge_text(ngx_conf_t *cf,
+    ngx_http_complex_value_t **cv, ngx_http_complex_value_t *prev,
+    char *def);
+static ngx_int_t ngx_voice_conf_tts_schedule(ngx_voice_loc_conf_t *conf,
+    ngx_voice_tts_conf_t *tc);
 static ngx_int_t ngx_voice_conf_llm(ngx_conf_t *cf,
     ngx_voice_loc_conf_t *conf);
+
+
+/* "uh-huh", "yeah", "okay, sure.": agreement while the other speaks */
+static ngx_str_t  ngx_voice_backchannels = ngx_string(
+    "^\\W*(?:(?:uh[- ]?huh|mm[- ]?hmm|m+|hmm+|mhm|yeah|yep|yes|okay|ok"
+    "|right|sure|got it|i see|all ?right|cool)\\W*)+$");
 
 
 #define NGX_VOICE_CA_BUNDLE  "/etc/ssl/certs/ca-certificates.crt"
@@ -427,6 +440,164 @@ ngx_voice_conf_init_providers(ngx_voice_loc_conf_t *conf)
     conf->ssl_protocols = 0;
     conf->connect_timeout = NGX_CONF_UNSET_MSEC;
     conf->provider_timeout = NGX_CONF_UNSET_MSEC;
+
+    conf->greeting_interruptible = NGX_CONF_UNSET;
+    conf->barge_in = NGX_CONF_UNSET;
+    conf->barge_in_min_words = NGX_CONF_UNSET_UINT;
+    conf->backchannel = NGX_CONF_UNSET_PTR;
+    conf->tts_schedule = NGX_CONF_UNSET_PTR;
+    conf->tts_chunking = NGX_CONF_UNSET_UINT;
+    conf->stt_finalize = NGX_CONF_UNSET_MSEC;
+}
+
+
+/*
+ * "voice_tts_chunk_schedule 50 120 160 250": how many characters
+ * ElevenLabs buffers before each generation; a low first value is what
+ * makes the first audio of a reply come early.
+ */
+
+char *
+ngx_voice_conf_schedule(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_voice_loc_conf_t *vlcf = conf;
+
+    ngx_int_t    n;
+    ngx_str_t   *value;
+    ngx_uint_t   i, *v;
+
+    if (vlcf->tts_schedule != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts - 1 > 8) {
+        return "takes at most 8 values";
+    }
+
+    vlcf->tts_schedule = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                          sizeof(ngx_uint_t));
+    if (vlcf->tts_schedule == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        n = ngx_atoi(value[i].data, value[i].len);
+
+        if (n < 50 || n > 500) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid value \"%V\": each must be "
+                               "50 to 500 characters", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        v = ngx_array_push(vlcf->tts_schedule);
+        *v = (ngx_uint_t) n;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * "voice_backchannel regex | off": compiled once with PCRE2 through
+ * ngx_regex, caseless; a transcript it matches in full is a backchannel.
+ */
+
+char *
+ngx_voice_conf_regex(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    ngx_str_t     *value;
+    ngx_regex_t  **re;
+
+    re = (ngx_regex_t **) (p + cmd->offset);
+
+    if (*re != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 3 && ngx_strncmp(value[1].data, "off", 3) == 0) {
+        *re = NULL;
+        return NGX_CONF_OK;
+    }
+
+    *re = ngx_voice_conf_compile(cf, &value[1]);
+
+    return *re ? NGX_CONF_OK : NGX_CONF_ERROR;
+}
+
+
+static ngx_regex_t *
+ngx_voice_conf_compile(ngx_conf_t *cf, ngx_str_t *pattern)
+{
+    u_char               errstr[NGX_MAX_CONF_ERRSTR];
+    ngx_regex_compile_t  rc;
+
+    ngx_memzero(&rc, sizeof(ngx_regex_compile_t));
+
+    rc.pattern = *pattern;
+    rc.pool = cf->pool;
+    rc.options = NGX_REGEX_CASELESS;
+    rc.err.len = NGX_MAX_CONF_ERRSTR;
+    rc.err.data = errstr;
+
+    if (ngx_regex_compile(&rc) != NGX_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%V", &rc.err);
+        return NULL;
+    }
+
+    return rc.regex;
+}
+
+
+/* a text directive's value for this call (variables evaluated) */
+
+ngx_int_t
+ngx_voice_conf_text(ngx_voice_call_t *call, ngx_http_complex_value_t *cv,
+    ngx_str_t *text)
+{
+    if (cv == NULL) {
+        ngx_str_null(text);
+        return NGX_OK;
+    }
+
+    return ngx_http_complex_value(call->request, cv, text);
+}
+
+
+/* an unset text directive gets a constant default */
+
+static ngx_int_t
+ngx_voice_conf_merge_text(ngx_conf_t *cf, ngx_http_complex_value_t **cv,
+    ngx_http_complex_value_t *prev, char *def)
+{
+    ngx_http_complex_value_t  *v;
+
+    if (*cv) {
+        return NGX_OK;
+    }
+
+    if (prev || def == NULL) {
+        *cv = prev;
+        return NGX_OK;
+    }
+
+    v = ngx_pcalloc(cf->pool, sizeof(ngx_http_complex_value_t));
+    if (v == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->value.data = (u_char *) def;
+    v->value.len = ngx_strlen(def);
+
+    *cv = v;
+
+    return NGX_OK;
 }
 
 
@@ -484,9 +655,14 @@ ngx_voice_conf_merge_providers(ngx_conf_t *cf, ngx_voice_loc_conf_t *prev,
     ngx_conf_merge_msec_value(conf->llm_timeout, prev->llm_timeout, 5000);
     ngx_conf_merge_str_value(conf->llm_ssl_name, prev->llm_ssl_name, "");
     ngx_conf_merge_str_value(conf->llm_tools, prev->llm_tools, "");
-    ngx_conf_merge_str_value(conf->system_prompt, prev->system_prompt,
-                             "You are a helpful phone agent. Answer in one "
-                             "or two short sentences.");
+    if (ngx_voice_conf_merge_text(cf, &conf->system_prompt,
+                                  prev->system_prompt,
+                                  "You are a helpful phone agent. Answer in "
+                                  "one or two short sentences.")
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
 
     /* a turn should find a warm connection; providers keep ~60 s */
     ngx_conf_merge_uint_value(conf->llm_keepalive, prev->llm_keepalive, 4);
@@ -533,7 +709,39 @@ ngx_voice_conf_merge_providers(ngx_conf_t *cf, ngx_voice_loc_conf_t *prev,
     ngx_conf_merge_str_value(conf->tts_model, prev->tts_model, "");
     ngx_conf_merge_str_value(conf->tts_ssl_name, prev->tts_ssl_name, "");
     ngx_conf_merge_value(conf->tts_multi, prev->tts_multi, 1);
-    ngx_conf_merge_str_value(conf->greeting, prev->greeting, "");
+    ngx_conf_merge_ptr_value(conf->tts_schedule, prev->tts_schedule, NULL);
+    if (ngx_voice_conf_merge_text(cf, &conf->greeting, prev->greeting,
+                                  NULL)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_conf_merge_value(conf->greeting_interruptible,
+                         prev->greeting_interruptible, 1);
+    ngx_conf_merge_value(conf->barge_in, prev->barge_in, 1);
+    ngx_conf_merge_uint_value(conf->barge_in_min_words,
+                              prev->barge_in_min_words, 1);
+    ngx_conf_merge_uint_value(conf->tts_chunking, prev->tts_chunking,
+                              NGX_VOICE_CHUNK_WORD);
+    ngx_conf_merge_str_value(conf->llm_apology, prev->llm_apology,
+                             "Sorry, I'm having trouble answering right "
+                             "now. Could you say that again?");
+    ngx_conf_merge_msec_value(conf->stt_finalize, prev->stt_finalize, 0);
+    ngx_conf_merge_str_value(conf->call_record, prev->call_record, "");
+
+    if (conf->backchannel == NGX_CONF_UNSET_PTR) {
+        conf->backchannel = prev->backchannel;
+    }
+
+    if (conf->backchannel == NGX_CONF_UNSET_PTR) {
+        /* what a listener says to keep the speaker going */
+        conf->backchannel = ngx_voice_conf_compile(cf,
+                                               &ngx_voice_backchannels);
+        if (conf->backchannel == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
 
     if (conf->mode == NULL
         || !(conf->mode->needs & (NGX_VOICE_NEEDS_STT|NGX_VOICE_NEEDS_TTS)))
@@ -556,6 +764,14 @@ ngx_voice_conf_merge_providers(ngx_conf_t *cf, ngx_voice_loc_conf_t *prev,
     }
 
     if (ngx_voice_conf_stt(cf, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if ((conf->mode->needs & NGX_VOICE_NEEDS_LLM) && conf->llm_key.len == 0)
+    {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "voice_pipeline \"%V\" needs \"voice_llm_key\"",
+                      &conf->mode->name);
         return NGX_CONF_ERROR;
     }
 
@@ -773,7 +989,7 @@ ngx_voice_conf_tts(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf)
         return NGX_ERROR;
     }
 
-    if (conf->mode == &ngx_voice_announce_mode && conf->greeting.len == 0) {
+    if (conf->mode == &ngx_voice_announce_mode && conf->greeting == NULL) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "voice_pipeline \"announce\" needs \"voice_greeting\"");
         return NGX_ERROR;
@@ -847,6 +1063,10 @@ ngx_voice_conf_tts(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf)
 
     tc->key = conf->tts_key;
     tc->multi = conf->tts_multi;
+
+    if (ngx_voice_conf_tts_schedule(conf, tc) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     conf->tts = tc;
 
@@ -972,6 +1192,38 @@ ngx_voice_conf_llm(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf)
     }
 
     ngx_sprintf(conf->llm_auth.data, "Bearer %V", &conf->llm_key);
+
+    return NGX_OK;
+}
+
+
+/*
+ * ElevenLabs waits for 120 characters by default before it speaks:
+ * 50 first (its minimum) brings a reply's first audio ~70 ms of LLM
+ * tokens earlier; the later values keep the prosody of longer chunks.
+ */
+
+static ngx_int_t
+ngx_voice_conf_tts_schedule(ngx_voice_loc_conf_t *conf,
+    ngx_voice_tts_conf_t *tc)
+{
+    ngx_uint_t  i, *v;
+
+    static unsigned  def[] = { 50, 120, 160, 250 };
+
+    if (conf->tts_schedule == NULL) {
+        ngx_memcpy(tc->schedule, def, sizeof(def));
+        tc->nschedule = sizeof(def) / sizeof(def[0]);
+        return NGX_OK;
+    }
+
+    v = conf->tts_schedule->elts;
+
+    for (i = 0; i < conf->tts_schedule->nelts; i++) {
+        tc->schedule[i] = (unsigned) v[i];
+    }
+
+    tc->nschedule = conf->tts_schedule->nelts;
 
     return NGX_OK;
 }

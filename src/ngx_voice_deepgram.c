@@ -152,6 +152,7 @@ ngx_voice_dg_parse(ngx_voice_dg_msg_t *m, const unsigned char *json,
     m->model_name.data = "";
     m->description.data = "";
     m->code.data = "";
+    m->last_word_end = -1;
 
     root = ngx_voice_json_parse(json, len);
 
@@ -246,7 +247,7 @@ ngx_voice_dg_bad(ngx_voice_dg_msg_t *m, const char *error)
 static int
 ngx_voice_dg_results(ngx_voice_dg_msg_t *m, cJSON *root)
 {
-    cJSON  *channel, *alts, *alt, *words, *meta;
+    cJSON  *channel, *alts, *alt, *words, *meta, *last;
 
     m->is_final = ngx_voice_json_true(root, "is_final");
     m->speech_final = ngx_voice_json_true(root, "speech_final");
@@ -295,6 +296,15 @@ ngx_voice_dg_results(ngx_voice_dg_msg_t *m, cJSON *root)
 
     if (cJSON_IsArray(words)) {
         m->words = (size_t) cJSON_GetArraySize(words);
+
+        /* where speech ended: what end-of-turn latency is measured from */
+        for (last = words->child; last && last->next; last = last->next) {
+            /* void */
+        }
+
+        if (cJSON_IsObject(last)) {
+            ngx_voice_json_number(last, "end", &m->last_word_end);
+        }
     }
 
     return NGX_VOICE_DG_OK;

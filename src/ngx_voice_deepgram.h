@@ -121,7 +121,7 @@ typedef struct {
     double                confidence;
     size_t                words;          /* alternatives[0].words count */
 
-    /* UtteranceEnd */
+    /* UtteranceEnd; Results: the end of the last word (-1: none) */
     double                last_word_end;
 
     /* SpeechStarted */

@@ -68,6 +68,7 @@ struct ngx_voice_llm_s {
     ngx_voice_llm_events_t   *events;
     void                     *owner;
     ngx_voice_llm_state_e     state;
+    ngx_str_t                 system;         /* the call's prompt */
 
     ngx_voice_sse_parser_t    sse;
     ngx_voice_oa_stream_t     stream;

@@ -54,6 +54,13 @@ ngx_voice_llm_init(ngx_voice_llm_t *llm, ngx_voice_call_t *call,
     llm->events = events;
     llm->owner = owner;
 
+    /* the prompt may name the call's parameters: evaluated once */
+    if (ngx_voice_conf_text(call, conf->system_prompt, &llm->system)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     ngx_voice_hc_init(&llm->hc, call, conf->llm, &ngx_voice_llm_hc_handler,
                       llm);
 
@@ -96,7 +103,7 @@ ngx_voice_llm_warm(ngx_voice_llm_t *llm)
 
 
 /*
- * Sends the conversation (the system prompt is the location's) and
+ * Sends the conversation (the system prompt is the call's) and
  * streams the reply through the events.  A reply in progress is
  * cancelled first.
  */
@@ -120,9 +127,9 @@ ngx_voice_llm_request(ngx_voice_llm_t *llm, ngx_voice_llm_conversation_t *conv)
     oa.model.data = (char *) conf->llm_model.data;
     oa.model.len = conf->llm_model.len;
 
-    if (conf->system_prompt.len) {
-        oa.system.data = (char *) conf->system_prompt.data;
-        oa.system.len = conf->system_prompt.len;
+    if (llm->system.len) {
+        oa.system.data = (char *) llm->system.data;
+        oa.system.len = llm->system.len;
     }
 
     oa.messages = conv->messages;

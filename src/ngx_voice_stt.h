@@ -21,12 +21,22 @@
 
 typedef struct ngx_voice_stt_s  ngx_voice_stt_t;
 
+/* one transcript result */
+typedef struct {
+    ngx_str_t                 text;
+    ngx_uint_t                words;
+    /* where the last word ends, in bytes of the call's caller audio
+     * (the count ngx_voice_stt_audio() has seen); 0: unknown */
+    uint64_t                  speech_end;
+    unsigned                  is_final:1;     /* the text is settled */
+    unsigned                  speech_final:1; /* endpointing: turn end */
+    unsigned                  from_finalize:1;
+} ngx_voice_stt_result_t;
+
 typedef struct {
     void                    (*speech_started)(ngx_voice_stt_t *stt);
-    /* is_final: the segment's text is settled; speech_final: turn end */
-    void                    (*result)(ngx_voice_stt_t *stt, ngx_str_t *text,
-                                      ngx_uint_t is_final,
-                                      ngx_uint_t speech_final);
+    void                    (*result)(ngx_voice_stt_t *stt,
+                                      ngx_voice_stt_result_t *res);
     void                    (*utterance_end)(ngx_voice_stt_t *stt);
     /* finished after ngx_voice_stt_finish(), or given up: err says */
     void                    (*closed)(ngx_voice_stt_t *stt,

@@ -205,11 +205,11 @@ ngx_voice_stt_keep(ngx_voice_stt_t *stt, u_char *audio, size_t len)
 static void
 ngx_voice_stt_message(ngx_voice_wsc_t *ws, ngx_voice_ws_msg_t *msg)
 {
-    int                  rc;
-    ngx_str_t            text;
-    ngx_uint_t           level;
-    ngx_voice_stt_t     *stt;
-    ngx_voice_dg_msg_t   m;
+    int                      rc;
+    ngx_uint_t               level;
+    ngx_voice_stt_t         *stt;
+    ngx_voice_dg_msg_t       m;
+    ngx_voice_stt_result_t   res;
 
     stt = ws->data;
 
@@ -233,8 +233,18 @@ ngx_voice_stt_message(ngx_voice_wsc_t *ws, ngx_voice_ws_msg_t *msg)
     switch (m.type) {
 
     case NGX_VOICE_DG_RESULTS:
-        text.data = (u_char *) m.transcript.data;
-        text.len = m.transcript.len;
+        res.text.data = (u_char *) m.transcript.data;
+        res.text.len = m.transcript.len;
+        res.words = m.words;
+        res.is_final = m.is_final;
+        res.speech_final = m.speech_final;
+        res.from_finalize = m.from_finalize;
+
+        /* stream seconds to caller audio: 8000 bytes a second */
+        res.speech_end = m.last_word_end >= 0
+                         ? stt->conn_base
+                           + (uint64_t) (m.last_word_end * 8000)
+                         : 0;
 
         if (m.is_final) {
             stt->finals++;
@@ -248,7 +258,7 @@ ngx_voice_stt_message(ngx_voice_wsc_t *ws, ngx_voice_ws_msg_t *msg)
             }
         }
 
-        stt->events->result(stt, &text, m.is_final, m.speech_final);
+        stt->events->result(stt, &res);
         break;
 
     case NGX_VOICE_DG_SPEECH_STARTED:

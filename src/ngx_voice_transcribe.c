@@ -51,7 +51,7 @@ static ngx_int_t ngx_voice_transcribe_closing(ngx_voice_call_t *call);
 static void ngx_voice_transcribe_cleanup(ngx_voice_call_t *call);
 static void ngx_voice_transcribe_speech(ngx_voice_stt_t *stt);
 static void ngx_voice_transcribe_result(ngx_voice_stt_t *stt,
-    ngx_str_t *text, ngx_uint_t is_final, ngx_uint_t speech_final);
+    ngx_voice_stt_result_t *res);
 static void ngx_voice_transcribe_utterance_end(ngx_voice_stt_t *stt);
 static void ngx_voice_transcribe_closed(ngx_voice_stt_t *stt,
     ngx_voice_leg_error_e err);
@@ -270,15 +270,16 @@ ngx_voice_transcribe_speech(ngx_voice_stt_t *stt)
 
 
 static void
-ngx_voice_transcribe_result(ngx_voice_stt_t *stt, ngx_str_t *text,
-    ngx_uint_t is_final, ngx_uint_t speech_final)
+ngx_voice_transcribe_result(ngx_voice_stt_t *stt, ngx_voice_stt_result_t *res)
 {
     size_t                   n;
+    ngx_str_t               *text;
     ngx_voice_transcribe_t  *t;
 
     t = stt->owner;
+    text = &res->text;
 
-    if (!is_final) {
+    if (!res->is_final) {
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, stt->call->connection->log, 0,
                        "voice %V: interim \"%V\"", &stt->call->id, text);
         return;
@@ -299,7 +300,7 @@ ngx_voice_transcribe_result(ngx_voice_stt_t *stt, ngx_str_t *text,
                        - (t->turn + t->turn_len);
     }
 
-    if (speech_final && t->turn_len) {
+    if (res->speech_final && t->turn_len) {
         ngx_voice_transcribe_turn(t, "speech_final");
     }
 }

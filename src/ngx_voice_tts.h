@@ -21,6 +21,7 @@
 
 
 #include "ngx_voice_ws_client.h"
+#include "ngx_voice_elevenlabs.h"
 
 
 #define NGX_VOICE_TTS_TEXT_MAX     2048   /* text held for one turn */
@@ -38,8 +39,9 @@ typedef struct {
     ngx_str_t                 uri;            /* path and query */
     ngx_str_t                 key;            /* ElevenLabs: xi-api-key;
                                                  Aura: "Token ..." */
-    ngx_str_t                 init;           /* a context's first message */
     ngx_flag_t                multi;
+    unsigned                  schedule[8];    /* chunk_length_schedule */
+    ngx_uint_t                nschedule;
 } ngx_voice_tts_conf_t;
 
 
@@ -58,10 +60,11 @@ typedef struct {
 } ngx_voice_tts_ops_t;
 
 typedef struct {
-    /* audio of a turn; chars: text characters the chunk voices */
+    /* audio of a turn; align: the characters it voices and when
+     * (ElevenLabs' alignment, valid during the call), NULL without */
     void                    (*audio)(ngx_voice_tts_t *tts, ngx_uint_t turn,
                                      u_char *audio, size_t len,
-                                     ngx_uint_t chars);
+                                     ngx_voice_el_align_t *align);
     /* the turn's audio is all delivered (complete), or lost with the
      * socket (not complete) */
     void                    (*done)(ngx_voice_tts_t *tts, ngx_uint_t turn,

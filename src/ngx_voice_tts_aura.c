@@ -326,7 +326,8 @@ ngx_voice_aura_message(ngx_voice_wsc_t *ws, ngx_voice_ws_msg_t *msg)
     tts->audio_bytes += msg->len;
     tts->retries = 0;
 
-    tts->events->audio(tts, tts->turn, (u_char *) msg->data, msg->len, 0);
+    tts->events->audio(tts, tts->turn, (u_char *) msg->data, msg->len,
+                       NULL);
 }
 
 

@@ -146,6 +146,8 @@ ngx_voice_tts_push(ngx_voice_tts_t *tts)
         }
 
         ngx_voice_el_init_defaults(&init);
+        init.schedule = tts->conf->schedule;
+        init.nschedule = tts->conf->nschedule;
 
         len = ngx_voice_el_init(NULL, &init, ctx, ctx_len);
         (void) ngx_voice_el_init(ngx_voice_tts_buf, &init, ctx, ctx_len);
@@ -330,7 +332,8 @@ ngx_voice_tts_message(ngx_voice_wsc_t *ws, ngx_voice_ws_msg_t *msg)
         tts->retries = 0;
 
         tts->events->audio(tts, tts->turn, (u_char *) m->audio,
-                           m->audio_len, m->alignment.total);
+                           m->audio_len,
+                           m->alignment.present ? &m->alignment : NULL);
 
         if (!m->is_final || tts->turn == 0) {
             break;

@@ -107,6 +107,39 @@ ok($ws->wait_closed(5), 'close_socket closes');
 is($ws->close_code, 1000, '... 1000');
 ok((grep { $_->{audio} } $ws->texts), '... after flushing buffered text');
 
+# mid-stream drop: connection 1 drops after 2 audio messages (no close
+# frame), connection 2 is not dropped
+{
+    my $sim2 = VoiceSim::Sim->start(dir => "$dir/drop", key => 'k3', config => {
+        tts => { first_byte_ms => 20, chunk_gap_ms => 2, chunk_ms => 200,
+                 drop_after_audio => 2, drop_on_connection => 1 } });
+    my $url = $sim2->url('tts') . '/v1/text-to-speech/voice1';
+    my $long = 'This reply is long enough to be cut into several audio messages by the simulator. ';
+    my $ws = VoiceSim::TestClient->connect("$url/multi-stream-input?$q", headers => \%h);
+    $ws->send_json({ text => ' ', context_id => 'turn-1' });
+    $ws->send_json({ text => $long, context_id => 'turn-1', flush => Mojo::JSON::true });
+    ok($ws->wait_closed(5), 'drop: connection 1 dropped');
+    is($ws->close_code, 1006, '... abruptly (1006, no close frame)');
+    is(scalar(grep { defined $_->{audio} } $ws->texts), 2, '... after exactly 2 audio messages');
+    ok(!(grep { $_->{isFinal} } $ws->texts), '... and no isFinal');
+    my ($d) = $sim2->records('tts', ev => 'server_disconnect');
+    ok($d, 'drop: server_disconnect logged');
+    is($d && $d->{audio_messages}, 2, '... with the count');
+    is($d && $d->{context_id}, 'turn-1', '... and the context id');
+
+    $ws = VoiceSim::TestClient->connect("$url/multi-stream-input?$q", headers => \%h);
+    $ws->send_json({ text => ' ', context_id => 'turn-1' });
+    $ws->send_json({ text => $long, context_id => 'turn-1', flush => Mojo::JSON::true });
+    $ws->send_json({ context_id => 'turn-1', close_context => Mojo::JSON::true });
+    ok($ws->wait(sub { grep { $_->{json}{isFinal} } @_ }, 10), 'drop: connection 2 not dropped');
+    cmp_ok(scalar(grep { defined $_->{audio} } $ws->texts), '>', 2, '... all its audio messages');
+    ok(!$ws->close_code, '... still open');
+    $ws->finish;
+    is(scalar($sim2->records('tts', ev => 'server_disconnect')), 1, 'drop: only one server_disconnect');
+    is_deeply([ $sim2->violations('tts') ], [], 'drop: no violations');
+    $sim2->stop;
+}
+
 # --- Aura ---
 my $aura = $sim->url('aura') . '/v1/speak?encoding=mulaw&sample_rate=8000&model=aura-2-thalia-en';
 $ws = VoiceSim::TestClient->connect($aura);

@@ -142,6 +142,7 @@ test_dg_messages(void)
     is_lit(m.transcript.data, m.transcript.len, "I want a pair of airpods",
            "transcript");
     is(m.words, 1, "words count");
+    ok(m.last_word_end == 4.32, "the last word's end");
     is_lit(m.request_id.data, m.request_id.len, "8c8e", "request_id");
     ngx_voice_dg_done(&m);
 
@@ -151,6 +152,7 @@ test_dg_messages(void)
        NGX_VOICE_DG_OK, "empty from_finalize Results");
     ok(m.from_finalize && !m.speech_final && m.transcript.len == 0,
        "from_finalize with empty transcript");
+    ok(m.last_word_end == -1, "no words: no end of speech");
     ngx_voice_dg_done(&m);
 
     is(test_dg(&m, "{\"type\":\"Results\",\"is_final\":false,\"channel\":"

@@ -355,13 +355,16 @@ sub _bot_turn_playing {
     return $now - $self->{last_voiced_end} < $self->{quiet_ms} ? $bt : undef;
 }
 
-# "wait: bot": the bot was heard since the caller last started speaking,
+# "wait: bot": the bot was heard since the caller last started speaking
+# (after a barge-in: since it ended, the interrupted audio is no answer),
 # its queued audio has played out, every mark came back, and it has been
 # quiet for quiet_ms
 sub _bot_done {
     my ($self, $now) = @_;
     my $ct = $self->{caller_turns}[-1];
-    my $since = $ct ? $ct->{start_ms} // $now : -1;
+    my $since = !$ct ? -1
+              : $ct->{kind} eq 'barge' ? $ct->{end_ms} // $now
+              : $ct->{start_ms} // $now;
     return 0 unless $self->{last_voiced_end} > $since;
     my $p = $self->{playout};
     return 0 if $p->pending_marks;

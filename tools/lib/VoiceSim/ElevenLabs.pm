@@ -59,7 +59,13 @@ sub _ws {
     $c->inactivity_timeout(0);
 
     my $st = { conn => $conn, multi => $multi, ctxs => {}, q => VoiceSim::Common::Queue->new,
-               voice => $cfg->get('tts', 'voice', 'en-us+m3') };
+               voice => $cfg->get('tts', 'voice', 'en-us+m3'), audio_sent => 0 };
+    # drop_after_audio: after the Nth audio message on this connection the
+    # TCP connection is closed abruptly (no close frame); drop_on_connection:
+    # only the Nth WebSocket connection of the run (default: every one)
+    my $only = $cfg->get('tts', 'drop_on_connection');
+    my $drop_after = $cfg->get('tts', 'drop_after_audio');
+    $drop_after = undef unless $drop_after && (!defined $only || $only == $n);
     my $send = sub {
         my ($msg, $delay, $tag, $rel) = @_;
         $st->{q}->push($delay // 0, sub {
@@ -70,9 +76,18 @@ sub _ws {
                 delete $l{audio};
             }
             $log->log(conn => $conn, ev => 'send', frame => 'text', json => \%l);
+            if (defined $msg->{audio} && $drop_after && ++$st->{audio_sent} >= $drop_after) {
+                _drop($ctx, $c, $st, $n, $msg->{contextId});
+                $c->send({json => $msg} => sub {
+                    my $s = $st->{stream_id} && Mojo::IOLoop->stream($st->{stream_id});
+                    $s->close if $s;
+                });
+                return;
+            }
             $c->send({json => $msg});
         }, $tag, $rel);
     };
+    $st->{stream_id} = $c->tx->connection;
     my $close = sub {
         my ($code, $reason, $now) = @_;
         my $do = sub {
@@ -163,6 +178,18 @@ sub _ws {
         $st->{q}->stop;
         Mojo::IOLoop->remove($st->{idle}) if $st->{idle};
     });
+}
+
+# the drop_after_audio fault: no further messages, no close frame; the
+# caller closes the TCP connection once the last audio message is written
+sub _drop {
+    my ($ctx, $c, $st, $n, $context_id) = @_;
+    $ctx->{log}->log(conn => $st->{conn}, ev => 'server_disconnect', n => $n,
+                     audio_messages => $st->{audio_sent}, context_id => $context_id);
+    $st->{closed}++;
+    $st->{dropped} = 1;
+    $st->{q}->stop;
+    Mojo::IOLoop->remove($st->{idle}) if $st->{idle};
 }
 
 sub _message {

@@ -1,0 +1,1395 @@
+/*
+ * Copyright (C) ngx_voice authors
+ *
+ * "voice_pipeline agent": the conversation.  The call's state machine
+ * over the three provider legs:
+ *
+ *   caller audio -> speech-to-text: final segments make the user's turn,
+ *   ended by speech_final (UtteranceEnd as fallback, Finalize on demand);
+ *
+ *   the turn -> the LLM with the system prompt and the history; content
+ *   deltas -> text-to-speech as they arrive (word- or sentence-bounded);
+ *
+ *   audio -> Twilio as it arrives, a mark before the first chunk and
+ *   after each one, so that mark echoes say how far the caller has heard;
+ *   with the TTS alignment that gives the words heard.
+ *
+ * Caller speech while the bot's turn is live (LLM thinking, audio not
+ * yet all heard) interrupts it (barge-in): Twilio "clear", the LLM
+ * request closed, the TTS context closed and its late audio dropped; the
+ * history keeps exactly the words heard.  Backchannels do not interrupt.
+ * One bot turn is live at a time; its buffers are the call's, reused.
+ */
+
+
+#include "ngx_voice_stt.h"
+#include "ngx_voice_llm.h"
+#include "ngx_voice_tts.h"
+#include "ngx_voice_heard.h"
+#include "ngx_voice_record.h"
+
+
+#define NGX_VOICE_AGENT_TEXT       4096    /* one turn's text */
+#define NGX_VOICE_AGENT_WORDS      512     /* words of one bot turn */
+#define NGX_VOICE_AGENT_HISTORY    16      /* messages sent, newest kept */
+
+/* speech pace assumed where no alignment says it: chars a second */
+#define NGX_VOICE_AGENT_PACE       15
+
+
+typedef enum {
+    NGX_VOICE_BOT_GREETING = 0,
+    NGX_VOICE_BOT_REPLY,
+    NGX_VOICE_BOT_APOLOGY
+} ngx_voice_bot_kind_e;
+
+
+static const char  *ngx_voice_bot_kinds[] = {
+    "greeting", "reply", "apology"
+};
+
+
+/* the bot's turn in progress: its text, its audio, what was heard */
+typedef struct {
+    ngx_uint_t                seq;            /* per call: mark names */
+    ngx_uint_t                turn;           /* the user turn answered */
+    ngx_uint_t                kind;           /* ngx_voice_bot_kind_e */
+    ngx_uint_t                tts_turn;       /* TTS turn id (resends) */
+
+    u_char                   *text;           /* given for speech */
+    size_t                    text_len;
+    size_t                    said;           /* passed to TTS */
+    ngx_voice_heard_t         heard;
+
+    uint64_t                  sent;           /* audio bytes to Twilio */
+    uint64_t                  played;         /* by the last mark echo */
+    ngx_msec_t                played_at;
+    ngx_uint_t                marks;          /* not yet echoed */
+    ngx_uint_t                dropped;        /* text over the buffer */
+
+    ngx_voice_timing_t        t;
+
+    unsigned                  active:1;
+    unsigned                  interruptible:1;
+    unsigned                  text_done:1;    /* all text given */
+    unsigned                  tts_done:1;     /* all audio came */
+    unsigned                  cleared:1;
+} ngx_voice_bot_t;
+
+
+typedef struct {
+    ngx_voice_call_t         *call;
+    ngx_voice_loc_conf_t     *conf;
+    ngx_voice_stt_t           stt;
+    ngx_voice_llm_t           llm;
+    ngx_voice_tts_t           tts;
+    ngx_voice_bot_t           bot;
+    ngx_voice_record_t       *rec;
+
+    /* the caller's turn being spoken: its final segments */
+    u_char                   *user;
+    size_t                    user_len;
+    ngx_uint_t                turns;
+    ngx_voice_timing_t        user_t;         /* of the turn that ended */
+    uint64_t                  speech_end;     /* caller audio position */
+    ngx_event_t               finalize;       /* voice_stt_finalize */
+
+    /* the conversation sent to the LLM; texts are ngx_alloc()'d */
+    ngx_voice_oa_message_t    history[NGX_VOICE_AGENT_HISTORY];
+    ngx_uint_t                nhistory;
+
+    ngx_uint_t                bot_seq;
+    ngx_uint_t                tts_turns;
+    ngx_voice_record_counts_t n;
+    const char               *end_reason;
+
+    unsigned                  llm_on:1;
+    unsigned                  tts_on:1;
+    unsigned                  stt_on:1;
+    unsigned                  interim:1;      /* words not yet final */
+    unsigned                  user_waiting:1; /* turn ended, bot busy */
+    unsigned                  stopping:1;
+    unsigned                  over:1;
+} ngx_voice_agent_t;
+
+
+static ngx_int_t ngx_voice_agent_start(ngx_voice_call_t *call);
+static ngx_int_t ngx_voice_agent_media(ngx_voice_call_t *call,
+    u_char *audio, size_t len);
+static ngx_int_t ngx_voice_agent_dtmf(ngx_voice_call_t *call, u_char digit);
+static ngx_int_t ngx_voice_agent_mark(ngx_voice_call_t *call,
+    ngx_str_t *name);
+static ngx_int_t ngx_voice_agent_stop(ngx_voice_call_t *call);
+static ngx_int_t ngx_voice_agent_closing(ngx_voice_call_t *call);
+static void ngx_voice_agent_cleanup(ngx_voice_call_t *call);
+
+static void ngx_voice_agent_speech(ngx_voice_stt_t *stt);
+static void ngx_voice_agent_result(ngx_voice_stt_t *stt,
+    ngx_voice_stt_result_t *res);
+static void ngx_voice_agent_utterance_end(ngx_voice_stt_t *stt);
+static void ngx_voice_agent_stt_closed(ngx_voice_stt_t *stt,
+    ngx_voice_leg_error_e err);
+static void ngx_voice_agent_finalize(ngx_event_t *ev);
+
+static void ngx_voice_agent_delta(ngx_voice_llm_t *llm, ngx_str_t *text);
+static void ngx_voice_agent_reply(ngx_voice_llm_t *llm, ngx_uint_t finish);
+static void ngx_voice_agent_llm_error(ngx_voice_llm_t *llm,
+    ngx_voice_llm_error_t *err);
+
+static void ngx_voice_agent_audio(ngx_voice_tts_t *tts, ngx_uint_t turn,
+    u_char *audio, size_t len, ngx_voice_el_align_t *align);
+static void ngx_voice_agent_tts_done(ngx_voice_tts_t *tts, ngx_uint_t turn,
+    ngx_uint_t complete);
+static void ngx_voice_agent_tts_closed(ngx_voice_tts_t *tts,
+    ngx_voice_leg_error_e err);
+
+static void ngx_voice_agent_user_turn(ngx_voice_agent_t *a,
+    const char *why);
+static void ngx_voice_agent_ask(ngx_voice_agent_t *a);
+static void ngx_voice_agent_bot_begin(ngx_voice_agent_t *a,
+    ngx_uint_t kind, ngx_uint_t turn, ngx_uint_t interruptible);
+static void ngx_voice_agent_say(ngx_voice_agent_t *a, u_char *text,
+    size_t len, ngx_uint_t last);
+static void ngx_voice_agent_check_done(ngx_voice_agent_t *a);
+static void ngx_voice_agent_barge_in(ngx_voice_agent_t *a,
+    const char *why);
+static void ngx_voice_agent_commit(ngx_voice_agent_t *a,
+    ngx_uint_t interrupted);
+static uint64_t ngx_voice_agent_position(ngx_voice_bot_t *bot);
+static ngx_uint_t ngx_voice_agent_backchannel(ngx_voice_agent_t *a,
+    ngx_str_t *text);
+static ngx_uint_t ngx_voice_agent_words(ngx_str_t *text);
+static void ngx_voice_agent_remember(ngx_voice_agent_t *a,
+    const char *role, u_char *text, size_t len);
+static ngx_int_t ngx_voice_agent_mark_send(ngx_voice_agent_t *a);
+static void ngx_voice_agent_end(ngx_voice_agent_t *a, ngx_uint_t code,
+    const char *reason);
+
+
+ngx_voice_mode_t  ngx_voice_agent_mode = {
+    ngx_string("agent"),
+    NGX_VOICE_NEEDS_STT|NGX_VOICE_NEEDS_TTS|NGX_VOICE_NEEDS_LLM,
+    ngx_voice_agent_start,
+    ngx_voice_agent_media,
+    ngx_voice_agent_dtmf,
+    ngx_voice_agent_mark,
+    ngx_voice_agent_stop,
+    ngx_voice_agent_closing,
+    ngx_voice_agent_cleanup
+};
+
+
+static ngx_voice_stt_events_t  ngx_voice_agent_stt_events = {
+    ngx_voice_agent_speech,
+    ngx_voice_agent_result,
+    ngx_voice_agent_utterance_end,
+    ngx_voice_agent_stt_closed
+};
+
+
+static ngx_voice_llm_events_t  ngx_voice_agent_llm_events = {
+    ngx_voice_agent_delta,
+    ngx_voice_agent_reply,
+    ngx_voice_agent_llm_error
+};
+
+
+static ngx_voice_tts_events_t  ngx_voice_agent_tts_events = {
+    ngx_voice_agent_audio,
+    ngx_voice_agent_tts_done,
+    ngx_voice_agent_tts_closed
+};
+
+
+/*
+ * "start": all three legs open at once (no turn waits for a handshake),
+ * the greeting goes to TTS and plays as soon as its socket is up.
+ */
+
+static ngx_int_t
+ngx_voice_agent_start(ngx_voice_call_t *call)
+{
+    u_char                  *words;
+    ngx_str_t                greeting;
+    ngx_pool_t              *pool;
+    ngx_voice_agent_t       *a;
+
+    pool = call->request->pool;
+
+    a = ngx_pcalloc(pool, sizeof(ngx_voice_agent_t));
+    if (a == NULL) {
+        ngx_voice_ws_finish(call, NGX_ERROR);
+        return NGX_ERROR;
+    }
+
+    /* everything a turn needs, once: nothing is taken per frame */
+    a->user = ngx_pnalloc(pool, NGX_VOICE_AGENT_TEXT);
+    a->bot.text = ngx_pnalloc(pool, NGX_VOICE_AGENT_TEXT);
+    words = ngx_pnalloc(pool, NGX_VOICE_AGENT_TEXT
+                              + NGX_VOICE_AGENT_WORDS
+                                * sizeof(ngx_voice_heard_word_t));
+
+    if (a->user == NULL || a->bot.text == NULL || words == NULL) {
+        ngx_voice_ws_finish(call, NGX_ERROR);
+        return NGX_ERROR;
+    }
+
+    ngx_voice_heard_init(&a->bot.heard, words, NGX_VOICE_AGENT_TEXT,
+                         (ngx_voice_heard_word_t *)
+                             (words + NGX_VOICE_AGENT_TEXT),
+                         NGX_VOICE_AGENT_WORDS);
+
+    a->call = call;
+    a->conf = call->conf;
+    call->mode_ctx = a;
+
+    a->finalize.handler = ngx_voice_agent_finalize;
+    a->finalize.data = a;
+    a->finalize.log = call->connection->log;
+    a->finalize.cancelable = 1;
+
+    a->rec = ngx_voice_record_create(call);
+
+    if (ngx_voice_llm_init(&a->llm, call, &ngx_voice_agent_llm_events, a)
+        != NGX_OK)
+    {
+        ngx_voice_ws_finish(call, NGX_ERROR);
+        return NGX_ERROR;
+    }
+
+    a->llm_on = 1;
+
+    if (ngx_voice_tts_start(&a->tts, call, a->conf->tts,
+                            &ngx_voice_agent_tts_events, a)
+        == NGX_ERROR)
+    {
+        ngx_voice_agent_end(a, NGX_VOICE_WS_CLOSE_INTERNAL,
+                            "text-to-speech unavailable");
+        return NGX_OK;
+    }
+
+    a->tts_on = 1;
+
+    /* failures are reported through the closed event */
+    a->stt_on = 1;
+    (void) ngx_voice_stt_start(&a->stt, call, &ngx_voice_agent_stt_events,
+                               a);
+
+    if (call->state == NGX_VOICE_CALL_DONE || a->over) {
+        return NGX_OK;
+    }
+
+    (void) ngx_voice_llm_warm(&a->llm);
+
+    if (ngx_voice_conf_text(call, a->conf->greeting, &greeting) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (greeting.len) {
+        ngx_voice_agent_bot_begin(a, NGX_VOICE_BOT_GREETING, 0,
+                                  a->conf->greeting_interruptible);
+        a->bot.text_done = 1;
+        ngx_voice_agent_say(a, greeting.data, greeting.len, 1);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_voice_agent_media(ngx_voice_call_t *call, u_char *audio, size_t len)
+{
+    ngx_voice_agent_t  *a;
+
+    a = call->mode_ctx;
+
+    return ngx_voice_stt_audio(&a->stt, audio, len);
+}
+
+
+static ngx_int_t
+ngx_voice_agent_dtmf(ngx_voice_call_t *call, u_char digit)
+{
+    return NGX_OK;
+}
+
+
+/*
+ * "b<seq>-<bytes>": the caller has heard the bot turn seq up to that
+ * byte of its audio.  Echoes that follow a "clear" say nothing heard.
+ */
+
+static ngx_int_t
+ngx_voice_agent_mark(ngx_voice_call_t *call, ngx_str_t *name)
+{
+    u_char             *p, *last, *dash;
+    ngx_int_t           seq, pos;
+    ngx_voice_bot_t    *bot;
+    ngx_voice_agent_t  *a;
+
+    a = call->mode_ctx;
+    bot = &a->bot;
+
+    p = name->data;
+    last = p + name->len;
+
+    if (name->len < 4 || p[0] != 'b') {
+        return NGX_OK;
+    }
+
+    dash = ngx_strlchr(p, last, '-');
+
+    if (dash == NULL) {
+        return NGX_OK;
+    }
+
+    seq = ngx_atoi(p + 1, dash - p - 1);
+    pos = ngx_atoi(dash + 1, last - dash - 1);
+
+    if (seq == NGX_ERROR || pos == NGX_ERROR || !bot->active
+        || bot->cleared || (ngx_uint_t) seq != bot->seq)
+    {
+        return NGX_OK;
+    }
+
+    if (bot->marks) {
+        bot->marks--;
+    }
+
+    if (bot->t.first_heard == 0) {
+        bot->t.first_heard = ngx_current_msec;
+    }
+
+    bot->played = ngx_max(bot->played, (uint64_t) pos);
+    bot->played_at = ngx_current_msec;
+
+    ngx_voice_agent_check_done(a);
+
+    return NGX_OK;
+}
+
+
+/* the caller hung up: the last words still come, then the stream ends */
+
+static ngx_int_t
+ngx_voice_agent_stop(ngx_voice_call_t *call)
+{
+    ngx_voice_agent_t  *a;
+
+    a = call->mode_ctx;
+    a->stopping = 1;
+
+    if (a->end_reason == NULL) {
+        a->end_reason = "caller hung up";
+    }
+
+    if (a->bot.active) {
+        ngx_voice_agent_commit(a, 1);
+    }
+
+    if (a->llm_on) {
+        ngx_voice_llm_cancel(&a->llm);
+    }
+
+    if (a->tts_on) {
+        (void) ngx_voice_tts_finish(&a->tts);
+    }
+
+    if (!a->stt_on || ngx_voice_stt_finish(&a->stt) == NGX_ERROR) {
+        return ngx_voice_ws_close(call, NGX_VOICE_WS_CLOSE_NORMAL,
+                                  "stream stopped");
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_voice_agent_closing(ngx_voice_call_t *call)
+{
+    ngx_voice_agent_t  *a;
+
+    a = call->mode_ctx;
+
+    if (a && a->stopping && a->stt_on && !a->stt.done) {
+        return NGX_AGAIN;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_voice_agent_cleanup(ngx_voice_call_t *call)
+{
+    ngx_voice_agent_t  *a;
+
+    a = call->mode_ctx;
+
+    if (a == NULL) {
+        return;
+    }
+
+    if (a->finalize.timer_set) {
+        ngx_del_timer(&a->finalize);
+    }
+
+    if (a->end_reason == NULL) {
+        a->end_reason = (call->peer_close_code
+                         && call->peer_close_code
+                            != NGX_VOICE_WS_CLOSE_ABNORMAL)
+                        ? "stream closed by Twilio"
+                        : (ngx_exiting || ngx_terminate)
+                          ? "nginx shutting down" : "connection lost";
+    }
+
+    /* what was said and heard so far is kept, whatever ended the call */
+    if (a->bot.active) {
+        ngx_voice_agent_commit(a, 1);
+    }
+
+    if (a->user_len) {
+        a->turns++;
+
+        ngx_log_error(NGX_LOG_INFO, call->connection->log, 0,
+                      "voice: caller turn %ui (call ended): \"%*s\"",
+                      a->turns, a->user_len, a->user);
+
+        ngx_voice_record_user(a->rec, a->turns, a->user, a->user_len,
+                              "call ended", 0);
+        a->user_len = 0;
+    }
+
+    if (a->llm_on) {
+        ngx_voice_llm_free(&a->llm);
+        a->llm_on = 0;
+
+        a->n.llm_requests = a->llm.requests;
+    }
+
+    if (a->tts_on) {
+        ngx_voice_tts_abort(&a->tts);
+        a->tts_on = 0;
+    }
+
+    if (a->stt_on) {
+        ngx_voice_stt_abort(&a->stt);
+        a->stt_on = 0;
+    }
+
+    a->n.turns = a->turns;
+    a->n.stt_reconnects = a->stt.connects ? a->stt.connects - 1 : 0;
+    a->n.tts_reconnects = a->tts.ws.leg.connects
+                          ? a->tts.ws.leg.connects - 1 : 0;
+
+    ngx_log_error(NGX_LOG_INFO, call->connection->log, 0,
+                  "voice: conversation ended (%s): %ui turns, %ui barge-ins, "
+                  "%ui backchannels, %ui LLM errors, STT %ui connection(s), "
+                  "TTS %ui connection(s), LLM %ui request(s) on %ui "
+                  "connection(s)", a->end_reason, a->turns, a->n.barge_ins,
+                  a->n.backchannels, a->n.llm_errors, a->stt.connects,
+                  a->tts.ws.leg.connects, a->llm.requests,
+                  a->llm.hc.leg.connects);
+
+    ngx_voice_record_finish(a->rec, a->end_reason, &a->n);
+    a->rec = NULL;
+
+    while (a->nhistory) {
+        ngx_free((void *) a->history[--a->nhistory].content.data);
+    }
+}
+
+
+/* ---- speech-to-text ------------------------------------------------- */
+
+
+static void
+ngx_voice_agent_speech(ngx_voice_stt_t *stt)
+{
+    ngx_voice_agent_t  *a;
+
+    a = stt->owner;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, stt->call->connection->log, 0,
+                   "voice %V: caller started speaking", &stt->call->id);
+
+    /* voice_barge_in_min_words 0: the voice alone interrupts */
+    if (a->conf->barge_in_min_words == 0) {
+        ngx_voice_agent_barge_in(a, "speech started");
+    }
+}
+
+
+static void
+ngx_voice_agent_result(ngx_voice_stt_t *stt, ngx_voice_stt_result_t *res)
+{
+    size_t              n;
+    ngx_log_t          *log;
+    ngx_voice_agent_t  *a;
+
+    a = stt->owner;
+    log = stt->call->connection->log;
+
+    if (!res->is_final) {
+        if (res->text.len == 0) {
+            return;
+        }
+
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log, 0,
+                       "voice %V: interim \"%V\"", &stt->call->id,
+                       &res->text);
+
+        a->interim = 1;
+
+        if (a->conf->stt_finalize) {
+            ngx_add_timer(&a->finalize, a->conf->stt_finalize);
+        }
+
+        if (a->bot.active
+            && ngx_voice_agent_words(&res->text)
+               >= ngx_max(a->conf->barge_in_min_words, 1)
+            && !ngx_voice_agent_backchannel(a, &res->text))
+        {
+            ngx_voice_agent_barge_in(a, "caller speech");
+        }
+
+        return;
+    }
+
+    a->interim = 0;
+
+    if (a->finalize.timer_set) {
+        ngx_del_timer(&a->finalize);
+    }
+
+    if (res->text.len) {
+        ngx_log_error(NGX_LOG_INFO, log, 0, "voice: final segment \"%V\"",
+                      &res->text);
+
+        if (a->bot.active && !a->bot.cleared && a->user_len == 0
+            && ngx_voice_agent_backchannel(a, &res->text))
+        {
+            /* "uh-huh" while the bot talks: heard, kept, not a turn */
+            a->n.backchannels++;
+
+            ngx_log_error(NGX_LOG_INFO, log, 0,
+                          "voice: backchannel \"%V\" does not interrupt",
+                          &res->text);
+
+            ngx_voice_record_user(a->rec, a->turns + 1, res->text.data,
+                                  res->text.len, NULL, 1);
+            return;
+        }
+
+        ngx_voice_agent_barge_in(a, "caller speech");
+
+        n = ngx_min(res->text.len, NGX_VOICE_AGENT_TEXT - 1 - a->user_len);
+
+        if (a->user_len && n) {
+            a->user[a->user_len++] = ' ';
+            n = ngx_min(n, NGX_VOICE_AGENT_TEXT - 1 - a->user_len);
+        }
+
+        ngx_memcpy(a->user + a->user_len, res->text.data, n);
+        a->user_len += n;
+
+        if (res->speech_end) {
+            a->speech_end = res->speech_end;
+        }
+    }
+
+    if ((res->speech_final || res->from_finalize) && a->user_len) {
+        ngx_voice_agent_user_turn(a, res->speech_final ? "speech_final"
+                                                       : "Finalize");
+    }
+}
+
+
+/* no speech_final came (noise kept the VAD open): end the turn here */
+
+static void
+ngx_voice_agent_utterance_end(ngx_voice_stt_t *stt)
+{
+    ngx_voice_agent_t  *a;
+
+    a = stt->owner;
+
+    if (a->user_len) {
+        ngx_voice_agent_user_turn(a, "UtteranceEnd");
+        return;
+    }
+
+    /* words heard but never settled: ask for them now */
+    if (a->interim) {
+        (void) ngx_voice_stt_finalize(&a->stt);
+    }
+}
+
+
+/* voice_stt_finalize: the caller paused with words not yet final */
+
+static void
+ngx_voice_agent_finalize(ngx_event_t *ev)
+{
+    ngx_voice_agent_t  *a;
+
+    a = ev->data;
+
+    if (a->interim && !a->over) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ev->log, 0,
+                       "voice %V: Finalize after a pause", &a->call->id);
+
+        (void) ngx_voice_stt_finalize(&a->stt);
+    }
+}
+
+
+static void
+ngx_voice_agent_stt_closed(ngx_voice_stt_t *stt, ngx_voice_leg_error_e err)
+{
+    ngx_voice_agent_t  *a;
+
+    a = stt->owner;
+
+    if (a->stopping) {
+        (void) ngx_voice_ws_close(stt->call, NGX_VOICE_WS_CLOSE_NORMAL,
+                                  "stream stopped");
+        return;
+    }
+
+    /* a conversation cannot go on deaf: end it rather than pretend */
+    ngx_voice_record_degraded(a->rec, "speech-to-text lost (%s)",
+                              ngx_voice_leg_strerror(err));
+    ngx_voice_agent_end(a, NGX_VOICE_WS_CLOSE_INTERNAL,
+                        "speech-to-text unavailable");
+}
+
+
+/* ---- turns ---------------------------------------------------------- */
+
+
+static void
+ngx_voice_agent_user_turn(ngx_voice_agent_t *a, const char *why)
+{
+    ngx_msec_t   lag;
+    ngx_log_t   *log;
+
+    log = a->call->connection->log;
+
+    a->turns++;
+
+    ngx_log_error(NGX_LOG_INFO, log, 0,
+                  "voice: caller turn %ui (%s): \"%*s\"", a->turns, why,
+                  a->user_len, a->user);
+
+    ngx_voice_record_user(a->rec, a->turns, a->user, a->user_len, why, 0);
+
+    /*
+     * Twilio streams in real time: the caller's last word was spoken as
+     * long ago as the audio received since it lasts.
+     */
+    ngx_memzero(&a->user_t, sizeof(ngx_voice_timing_t));
+    a->user_t.transcript = ngx_current_msec;
+
+    if (a->speech_end && a->speech_end <= a->stt.ring_total) {
+        lag = (ngx_msec_t) ((a->stt.ring_total - a->speech_end) / 8);
+        a->user_t.speech_end = ngx_current_msec - ngx_min(lag, 60000);
+    }
+
+    a->speech_end = 0;
+
+    /*
+     * The answer follows what the caller said last; one that was not
+     * heard at all (cancelled while thinking) leaves the user message
+     * open, and the new words join it.
+     */
+    if (a->nhistory
+        && ngx_strcmp(a->history[a->nhistory - 1].role, "user") == 0)
+    {
+        ngx_voice_agent_remember(a, NULL, a->user, a->user_len);
+
+    } else {
+        ngx_voice_agent_remember(a, "user", a->user, a->user_len);
+    }
+
+    a->user_len = 0;
+
+    if (a->bot.active) {
+        /* a greeting that must be heard, or barge-in off: answer after */
+        a->user_waiting = 1;
+        return;
+    }
+
+    ngx_voice_agent_ask(a);
+}
+
+
+static void
+ngx_voice_agent_ask(ngx_voice_agent_t *a)
+{
+    ngx_voice_llm_conversation_t  conv;
+
+    a->user_waiting = 0;
+
+    ngx_voice_agent_bot_begin(a, NGX_VOICE_BOT_REPLY, a->turns, 1);
+
+    a->bot.t = a->user_t;
+
+    conv.messages = a->history;
+    conv.nmessages = a->nhistory;
+
+    a->bot.t.llm_request = ngx_current_msec;
+
+    if (ngx_voice_llm_request(&a->llm, &conv) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, a->call->connection->log, 0,
+                      "voice: turn %ui could not be sent to the LLM",
+                      a->turns);
+
+        ngx_voice_agent_llm_error(&a->llm, &a->llm.err);
+    }
+}
+
+
+static void
+ngx_voice_agent_bot_begin(ngx_voice_agent_t *a, ngx_uint_t kind,
+    ngx_uint_t turn, ngx_uint_t interruptible)
+{
+    ngx_voice_bot_t  *bot;
+
+    bot = &a->bot;
+
+    if (bot->active) {
+        ngx_voice_agent_commit(a, 1);
+    }
+
+    bot->seq = ++a->bot_seq;
+    bot->turn = turn;
+    bot->kind = kind;
+    bot->tts_turn = ++a->tts_turns;
+    bot->text_len = 0;
+    bot->said = 0;
+    bot->sent = 0;
+    bot->played = 0;
+    bot->played_at = 0;
+    bot->marks = 0;
+    bot->dropped = 0;
+
+    ngx_memzero(&bot->t, sizeof(ngx_voice_timing_t));
+    ngx_voice_heard_reset(&bot->heard);
+
+    bot->active = 1;
+    bot->interruptible = interruptible;
+    bot->text_done = 0;
+    bot->tts_done = 0;
+    bot->cleared = 0;
+}
+
+
+/*
+ * Text of the bot's turn, as it comes.  By words: all of it goes to TTS
+ * (which cuts at word ends); by sentences: up to the last sentence end.
+ */
+
+static void
+ngx_voice_agent_say(ngx_voice_agent_t *a, u_char *text, size_t len,
+    ngx_uint_t last)
+{
+    size_t            n, room;
+    u_char           *p, *start;
+    ngx_voice_bot_t  *bot;
+
+    bot = &a->bot;
+
+    room = NGX_VOICE_AGENT_TEXT - bot->text_len;
+
+    if (len > room) {
+        bot->dropped += len - room;
+        len = room;
+    }
+
+    if (len) {
+        ngx_memcpy(bot->text + bot->text_len, text, len);
+        bot->text_len += len;
+    }
+
+    start = bot->text + bot->said;
+    n = bot->text_len - bot->said;
+
+    if (!last && a->conf->tts_chunking == NGX_VOICE_CHUNK_SENTENCE) {
+        for (p = start + n; p > start; p--) {
+            if ((p[-1] == '.' || p[-1] == '!' || p[-1] == '?')
+                && p < bot->text + bot->text_len && p[0] == ' ')
+            {
+                break;
+            }
+        }
+
+        n = p - start;
+    }
+
+    if (n == 0 && !last) {
+        return;
+    }
+
+    if (n && bot->t.first_text == 0) {
+        bot->t.first_text = ngx_current_msec;
+    }
+
+    bot->said += n;
+
+    if (a->tts_on) {
+        (void) ngx_voice_tts_say(&a->tts, bot->tts_turn, start, n, last);
+    }
+}
+
+
+/* the bot's turn is over once all of its audio has been heard */
+
+static void
+ngx_voice_agent_check_done(ngx_voice_agent_t *a)
+{
+    ngx_voice_bot_t  *bot;
+
+    bot = &a->bot;
+
+    if (!bot->active || bot->cleared || !bot->text_done || !bot->tts_done
+        || bot->played < bot->sent || bot->marks)
+    {
+        return;
+    }
+
+    ngx_voice_agent_commit(a, 0);
+
+    if (a->user_waiting && !a->over && !a->stopping) {
+        ngx_voice_agent_ask(a);
+    }
+}
+
+
+/*
+ * Barge-in: the caller speaks over a live bot turn.  Stop the audio the
+ * caller would still hear, stop making more, keep what was heard.
+ */
+
+static void
+ngx_voice_agent_barge_in(ngx_voice_agent_t *a, const char *why)
+{
+    ngx_voice_bot_t  *bot;
+
+    bot = &a->bot;
+
+    if (!bot->active || bot->cleared || !bot->interruptible
+        || !a->conf->barge_in || a->over)
+    {
+        return;
+    }
+
+    bot->cleared = 1;
+
+    if (bot->sent) {
+        (void) ngx_voice_call_send_clear(a->call);
+    }
+
+    if (a->llm.state != NGX_VOICE_LLM_IDLE) {
+        ngx_voice_llm_cancel(&a->llm);
+
+        /* the next turn must find a warm connection again */
+        (void) ngx_voice_llm_warm(&a->llm);
+    }
+
+    if (a->tts_on) {
+        (void) ngx_voice_tts_cancel(&a->tts);
+    }
+
+    a->n.barge_ins++;
+
+    ngx_log_error(NGX_LOG_INFO, a->call->connection->log, 0,
+                  "voice: barge-in (%s): agent turn %ui interrupted after "
+                  "%uL of %uL ms of audio", why, bot->turn,
+                  ngx_voice_agent_position(bot) / 8, bot->sent / 8);
+
+    ngx_voice_agent_commit(a, 1);
+}
+
+
+/*
+ * The bot's turn ends: the words heard go into the history and the
+ * record; an interrupted turn keeps only those.
+ */
+
+static void
+ngx_voice_agent_commit(ngx_voice_agent_t *a, ngx_uint_t interrupted)
+{
+    size_t                  len, n;
+    uint64_t                pos, total;
+    ngx_log_t              *log;
+    const u_char           *heard;
+    ngx_voice_bot_t        *bot;
+
+    bot = &a->bot;
+    log = a->call->connection->log;
+
+    bot->active = 0;
+
+    /* the model's trailing blanks would only cost history tokens */
+    len = bot->text_len;
+
+    while (len && (bot->text[len - 1] == ' ' || bot->text[len - 1] == '\n'))
+    {
+        len--;
+    }
+
+    if (!interrupted) {
+        heard = bot->text;
+        n = len;
+
+    } else {
+        pos = ngx_voice_agent_position(bot);
+
+        if (bot->heard.aligned) {
+            ngx_voice_heard_end(&bot->heard);
+
+            n = (pos >= bot->sent && bot->tts_done && bot->text_done)
+                ? len
+                : ngx_voice_heard_text(&bot->heard, pos, &heard);
+
+            if (n == len) {
+                heard = bot->text;
+            }
+
+        } else {
+            /* no alignment: at an even pace over the audio made */
+            total = bot->tts_done
+                    ? bot->sent
+                    : ngx_max(bot->sent, (uint64_t) bot->said * 8000
+                                         / NGX_VOICE_AGENT_PACE);
+            heard = bot->text;
+            n = ngx_voice_heard_estimate(bot->text, len, pos, total);
+        }
+    }
+
+    ngx_log_error(NGX_LOG_INFO, log, 0,
+                  "voice: agent turn %ui (%s%s): \"%*s\"", bot->turn,
+                  ngx_voice_bot_kinds[bot->kind],
+                  interrupted ? ", interrupted" : "", n, heard);
+
+    if (interrupted && n < len) {
+        ngx_log_error(NGX_LOG_INFO, log, 0,
+                      "voice: agent turn %ui not heard: \"%*s\"", bot->turn,
+                      len - n, bot->text + n);
+    }
+
+    if (bot->dropped) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "voice: agent turn %ui: %ui bytes of text over %d "
+                      "not spoken", bot->turn, bot->dropped,
+                      NGX_VOICE_AGENT_TEXT);
+    }
+
+    ngx_voice_record_bot(a->rec, bot->turn, ngx_voice_bot_kinds[bot->kind],
+                         (u_char *) heard, n, bot->text, len, interrupted);
+
+    if (bot->kind != NGX_VOICE_BOT_GREETING || bot->t.first_media) {
+        ngx_voice_record_timing(a->rec, bot->turn, &bot->t, interrupted);
+    }
+
+    if (n) {
+        ngx_voice_agent_remember(a, "assistant", (u_char *) heard, n);
+    }
+}
+
+
+/* how far the caller has heard the bot's turn, in bytes of its audio */
+
+static uint64_t
+ngx_voice_agent_position(ngx_voice_bot_t *bot)
+{
+    uint64_t  pos;
+
+    if (bot->played_at == 0) {
+        return 0;
+    }
+
+    /* Twilio plays 8000 bytes a second on from the last echo */
+    pos = bot->played + (uint64_t) (ngx_current_msec - bot->played_at) * 8;
+
+    return ngx_min(pos, bot->sent);
+}
+
+
+static ngx_uint_t
+ngx_voice_agent_backchannel(ngx_voice_agent_t *a, ngx_str_t *text)
+{
+    ngx_int_t  rc;
+
+    if (a->conf->backchannel == NULL) {
+        return 0;
+    }
+
+    rc = ngx_regex_exec(a->conf->backchannel, text, NULL, 0);
+
+    if (rc < NGX_REGEX_NO_MATCHED) {
+        ngx_log_error(NGX_LOG_ALERT, a->call->connection->log, 0,
+                      ngx_regex_exec_n " failed: %i on \"%V\"", rc, text);
+        return 0;
+    }
+
+    return rc >= 0;
+}
+
+
+static ngx_uint_t
+ngx_voice_agent_words(ngx_str_t *text)
+{
+    u_char      *p, *last;
+    ngx_uint_t   n, in;
+
+    n = 0;
+    in = 0;
+    last = text->data + text->len;
+
+    for (p = text->data; p < last; p++) {
+        if (*p == ' ' || *p == '\t') {
+            in = 0;
+
+        } else if (!in) {
+            in = 1;
+            n++;
+        }
+    }
+
+    return n;
+}
+
+
+/*
+ * Adds a message to the history (role NULL: appends to the last one);
+ * the oldest exchange goes first when it is full.
+ */
+
+static void
+ngx_voice_agent_remember(ngx_voice_agent_t *a, const char *role,
+    u_char *text, size_t len)
+{
+    u_char                  *p;
+    ngx_voice_oa_message_t  *m;
+
+    if (role == NULL) {
+        m = &a->history[a->nhistory - 1];
+
+        p = ngx_alloc(m->content.len + 1 + len, a->call->connection->log);
+        if (p == NULL) {
+            return;
+        }
+
+        ngx_memcpy(p, m->content.data, m->content.len);
+        p[m->content.len] = ' ';
+        ngx_memcpy(p + m->content.len + 1, text, len);
+
+        ngx_free((void *) m->content.data);
+
+        m->content.data = (char *) p;
+        m->content.len += 1 + len;
+
+        return;
+    }
+
+    p = ngx_alloc(len ? len : 1, a->call->connection->log);
+    if (p == NULL) {
+        return;
+    }
+
+    if (a->nhistory == NGX_VOICE_AGENT_HISTORY) {
+        ngx_free((void *) a->history[0].content.data);
+        ngx_memmove(&a->history[0], &a->history[1],
+                    (NGX_VOICE_AGENT_HISTORY - 1)
+                    * sizeof(ngx_voice_oa_message_t));
+        a->nhistory--;
+    }
+
+    m = &a->history[a->nhistory++];
+    ngx_memzero(m, sizeof(ngx_voice_oa_message_t));
+
+    m->role = role;
+    m->content.data = (char *) p;
+    m->content.len = len;
+
+    ngx_memcpy(p, text, len);
+}
+
+
+/* ---- the language model --------------------------------------------- */
+
+
+static void
+ngx_voice_agent_delta(ngx_voice_llm_t *llm, ngx_str_t *text)
+{
+    ngx_voice_agent_t  *a;
+
+    a = llm->owner;
+
+    if (!a->bot.active || a->bot.cleared) {
+        return;
+    }
+
+    if (a->bot.t.first_token == 0) {
+        a->bot.t.first_token = ngx_current_msec;
+    }
+
+    ngx_voice_agent_say(a, text->data, text->len, 0);
+}
+
+
+static void
+ngx_voice_agent_reply(ngx_voice_llm_t *llm, ngx_uint_t finish)
+{
+    ngx_uint_t              i;
+    ngx_log_t              *log;
+    ngx_voice_bot_t        *bot;
+    ngx_voice_agent_t      *a;
+    ngx_voice_oa_stream_t  *s;
+
+    a = llm->owner;
+    bot = &a->bot;
+    s = &llm->stream;
+    log = a->call->connection->log;
+
+    a->n.prompt_tokens += s->prompt_tokens;
+    a->n.completion_tokens += s->completion_tokens;
+
+    if (!bot->active || bot->cleared) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, log, 0,
+                  "voice: LLM reply to turn %ui complete: first token %M ms, "
+                  "total %M ms, tokens %uL+%uL", bot->turn,
+                  llm->first_token ? llm->first_token - llm->sent : 0,
+                  ngx_current_msec - llm->sent, s->prompt_tokens,
+                  s->completion_tokens);
+
+    for (i = 0; finish == NGX_VOICE_OA_FINISH_TOOL_CALLS && i < s->ncalls;
+         i++)
+    {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "voice: assistant tool call %*s not run: no tool "
+                      "is configured", s->calls[i].name_len,
+                      s->calls[i].name);
+    }
+
+    bot->text_done = 1;
+
+    if (bot->text_len == 0) {
+        /* nothing to say: the turn is over at once */
+        bot->tts_done = 1;
+        ngx_voice_agent_check_done(a);
+        return;
+    }
+
+    ngx_voice_agent_say(a, NULL, 0, 1);
+}
+
+
+/* the conversation goes on: a short apology, or what was said so far */
+
+static void
+ngx_voice_agent_llm_error(ngx_voice_llm_t *llm, ngx_voice_llm_error_t *err)
+{
+    ngx_voice_bot_t    *bot;
+    ngx_voice_agent_t  *a;
+
+    a = llm->owner;
+    bot = &a->bot;
+
+    a->n.llm_errors++;
+
+    ngx_voice_record_degraded(a->rec, "LLM failed on turn %ui: %s%s%ui",
+                              bot->turn, ngx_voice_leg_strerror(err->leg),
+                              err->status ? ", HTTP " : "",
+                              err->status);
+
+    ngx_log_error(NGX_LOG_WARN, a->call->connection->log, 0,
+                  "voice: no LLM reply to turn %ui (%s, status %ui)%s",
+                  bot->turn, ngx_voice_leg_strerror(err->leg), err->status,
+                  bot->text_len ? ": the reply ends here" : ": apologising");
+
+    if (!bot->active || bot->cleared) {
+        return;
+    }
+
+    bot->text_done = 1;
+
+    if (bot->text_len) {
+        ngx_voice_agent_say(a, NULL, 0, 1);
+        return;
+    }
+
+    a->n.apologies++;
+    bot->kind = NGX_VOICE_BOT_APOLOGY;
+
+    ngx_voice_agent_say(a, a->conf->llm_apology.data,
+                        a->conf->llm_apology.len, 1);
+}
+
+
+/* ---- text-to-speech ------------------------------------------------- */
+
+
+static void
+ngx_voice_agent_audio(ngx_voice_tts_t *tts, ngx_uint_t turn, u_char *audio,
+    size_t len, ngx_voice_el_align_t *align)
+{
+    ngx_voice_bot_t    *bot;
+    ngx_voice_agent_t  *a;
+
+    a = tts->owner;
+    bot = &a->bot;
+
+    if (!bot->active || bot->cleared || turn != bot->tts_turn || a->over) {
+        return;
+    }
+
+    if (bot->t.first_audio == 0) {
+        bot->t.first_audio = ngx_current_msec;
+    }
+
+    /* the echo of a mark before any audio: the caller starts hearing */
+    if (bot->sent == 0 && ngx_voice_agent_mark_send(a) != NGX_OK) {
+        return;
+    }
+
+    /* μ-law from the TTS is what Twilio plays: straight through */
+    if (ngx_voice_call_send_media(a->call, audio, len) != NGX_OK) {
+        return;
+    }
+
+    if (bot->t.first_media == 0) {
+        bot->t.first_media = ngx_current_msec;
+    }
+
+    ngx_voice_heard_audio(&bot->heard, len, align);
+    bot->sent += len;
+
+    (void) ngx_voice_agent_mark_send(a);
+}
+
+
+static ngx_int_t
+ngx_voice_agent_mark_send(ngx_voice_agent_t *a)
+{
+    u_char  name[NGX_INT_T_LEN * 2 + 2], *p;
+
+    p = ngx_sprintf(name, "b%ui-%uL", a->bot.seq, a->bot.sent);
+
+    if (ngx_voice_call_send_mark(a->call, name, p - name) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    a->bot.marks++;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_voice_agent_tts_done(ngx_voice_tts_t *tts, ngx_uint_t turn,
+    ngx_uint_t complete)
+{
+    size_t              off, voiced;
+    ngx_voice_bot_t    *bot;
+    ngx_voice_agent_t  *a;
+
+    a = tts->owner;
+    bot = &a->bot;
+
+    if (!bot->active || bot->cleared || turn != bot->tts_turn || a->over) {
+        return;
+    }
+
+    if (complete) {
+        if (!bot->text_done) {
+            /* a context the provider ended early: more text will come */
+            return;
+        }
+
+        bot->tts_done = 1;
+        ngx_voice_heard_end(&bot->heard);
+        ngx_voice_agent_check_done(a);
+        return;
+    }
+
+    /*
+     * The socket dropped mid-turn (it is reconnecting): the part of the
+     * text not yet voiced goes again, in a new context.
+     */
+    voiced = bot->heard.aligned
+             ? bot->heard.voiced
+             : (size_t) (bot->sent * NGX_VOICE_AGENT_PACE / 8000);
+
+    off = ngx_voice_heard_resume(bot->text, bot->said, voiced);
+
+    if (off == bot->said && bot->text_done) {
+        /* all of it was voiced: only the end of the turn was lost */
+        bot->tts_done = 1;
+        ngx_voice_heard_end(&bot->heard);
+        ngx_voice_agent_check_done(a);
+        return;
+    }
+
+    a->n.tts_resends++;
+
+    ngx_log_error(NGX_LOG_WARN, a->call->connection->log, 0,
+                  "voice: text-to-speech lost agent turn %ui after %uL ms "
+                  "of audio: sending the rest again (%uz bytes of text)",
+                  bot->turn, bot->sent / 8, bot->said - off);
+
+    ngx_voice_record_degraded(a->rec, "text-to-speech dropped on turn %ui: "
+                              "%uz bytes of text sent again", bot->turn,
+                              bot->said - off);
+
+    bot->tts_turn = ++a->tts_turns;
+
+    (void) ngx_voice_tts_say(&a->tts, bot->tts_turn, bot->text + off,
+                             bot->said - off,
+                             bot->text_done && bot->said == bot->text_len);
+}
+
+
+static void
+ngx_voice_agent_tts_closed(ngx_voice_tts_t *tts, ngx_voice_leg_error_e err)
+{
+    ngx_voice_agent_t  *a;
+
+    a = tts->owner;
+
+    if (a->stopping || a->over) {
+        return;
+    }
+
+    ngx_voice_record_degraded(a->rec, "text-to-speech lost (%s)",
+                              ngx_voice_leg_strerror(err));
+
+    /* a voice agent without a voice: hand the call back to TwiML */
+    ngx_voice_agent_end(a, NGX_VOICE_WS_CLOSE_INTERNAL,
+                        "text-to-speech unavailable");
+}
+
+
+/* ends the call from our side (Twilio then runs the TwiML after it) */
+
+static void
+ngx_voice_agent_end(ngx_voice_agent_t *a, ngx_uint_t code,
+    const char *reason)
+{
+    if (a->over) {
+        return;
+    }
+
+    a->over = 1;
+
+    if (a->end_reason == NULL) {
+        a->end_reason = reason;
+    }
+
+    (void) ngx_voice_ws_close(a->call, code, reason);
+}

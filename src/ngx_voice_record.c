@@ -1,0 +1,472 @@
+/*
+ * Copyright (C) ngx_voice authors
+ *
+ * The call record (see ngx_voice_record.h).  A cJSON tree grows by one
+ * entry per turn (never per frame); at the end it is printed and, when
+ * voice_call_record names a directory, written there in one go, as
+ * nginx writes its logs.
+ */
+
+
+#include <cjson/cJSON.h>
+
+#include "ngx_voice_record.h"
+
+
+#define NGX_VOICE_RECORD_MAX_DEGRADED  64
+
+
+struct ngx_voice_record_s {
+    ngx_voice_call_t         *call;
+    ngx_msec_t                t0;             /* "start" */
+    ngx_time_t                started;        /* wall clock */
+    cJSON                    *root;
+    cJSON                    *transcript;
+    cJSON                    *turns;
+    cJSON                    *degraded;
+    ngx_uint_t                ndegraded;
+};
+
+
+static void ngx_voice_record_time(cJSON *obj, const char *name,
+    time_t sec, ngx_msec_t msec);
+static void ngx_voice_record_ms(ngx_voice_record_t *rec, cJSON *obj,
+    const char *name, ngx_msec_t t);
+static void ngx_voice_record_gap(cJSON *obj, const char *name,
+    ngx_msec_t from, ngx_msec_t to);
+static cJSON *ngx_voice_record_text(cJSON *obj, const char *name,
+    u_char *text, size_t len);
+static void ngx_voice_record_write(ngx_voice_record_t *rec, char *json);
+
+
+ngx_voice_record_t *
+ngx_voice_record_create(ngx_voice_call_t *call)
+{
+    u_char               name[256];
+    ngx_uint_t           i;
+    cJSON               *params;
+    ngx_keyval_t        *kv;
+    ngx_voice_record_t  *rec;
+
+    rec = ngx_pcalloc(call->request->pool, sizeof(ngx_voice_record_t));
+    if (rec == NULL) {
+        return NULL;
+    }
+
+    rec->call = call;
+    rec->t0 = ngx_current_msec;
+    rec->started = *ngx_timeofday();
+
+    rec->root = cJSON_CreateObject();
+    if (rec->root == NULL) {
+        return NULL;
+    }
+
+    (void) cJSON_AddStringToObject(rec->root, "call_sid",
+                                   (char *) call->id_buf);
+    (void) cJSON_AddStringToObject(rec->root, "stream_sid",
+                                   (char *) call->stream_sid);
+    (void) cJSON_AddStringToObject(rec->root, "account_sid",
+                                   (char *) call->account_sid);
+
+    params = cJSON_AddObjectToObject(rec->root, "params");
+    kv = call->params.elts;
+
+    /* Twilio's parameter names are short; longer ones are skipped */
+    for (i = 0; params && i < call->params.nelts; i++) {
+        if (kv[i].key.len >= sizeof(name)) {
+            continue;
+        }
+
+        ngx_memcpy(name, kv[i].key.data, kv[i].key.len);
+        name[kv[i].key.len] = '\0';
+
+        (void) ngx_voice_record_text(params, (char *) name, kv[i].value.data,
+                                     kv[i].value.len);
+    }
+
+    ngx_voice_record_time(rec->root, "started_at", rec->started.sec,
+                          rec->started.msec);
+
+    rec->transcript = cJSON_AddArrayToObject(rec->root, "transcript");
+    rec->turns = cJSON_AddArrayToObject(rec->root, "turns");
+    rec->degraded = cJSON_AddArrayToObject(rec->root, "degradations");
+
+    if (rec->transcript == NULL || rec->turns == NULL
+        || rec->degraded == NULL)
+    {
+        cJSON_Delete(rec->root);
+        return NULL;
+    }
+
+    return rec;
+}
+
+
+void
+ngx_voice_record_user(ngx_voice_record_t *rec, ngx_uint_t turn, u_char *text,
+    size_t len, const char *end, ngx_uint_t backchannel)
+{
+    cJSON  *e;
+
+    if (rec == NULL) {
+        return;
+    }
+
+    e = cJSON_CreateObject();
+    if (e == NULL) {
+        return;
+    }
+
+    (void) cJSON_AddStringToObject(e, "role", "user");
+    (void) cJSON_AddNumberToObject(e, "turn", (double) turn);
+
+    if (backchannel) {
+        (void) cJSON_AddStringToObject(e, "kind", "backchannel");
+    }
+
+    (void) ngx_voice_record_text(e, "text", text, len);
+    ngx_voice_record_ms(rec, e, "t_ms", ngx_current_msec);
+
+    if (end) {
+        (void) cJSON_AddStringToObject(e, "end", end);
+    }
+
+    (void) cJSON_AddItemToArray(rec->transcript, e);
+}
+
+
+void
+ngx_voice_record_bot(ngx_voice_record_t *rec, ngx_uint_t turn,
+    const char *kind, u_char *heard, size_t heard_len, u_char *spoken,
+    size_t spoken_len, ngx_uint_t interrupted)
+{
+    cJSON  *e;
+
+    if (rec == NULL) {
+        return;
+    }
+
+    e = cJSON_CreateObject();
+    if (e == NULL) {
+        return;
+    }
+
+    (void) cJSON_AddStringToObject(e, "role", "assistant");
+    (void) cJSON_AddNumberToObject(e, "turn", (double) turn);
+    (void) cJSON_AddStringToObject(e, "kind", kind);
+    (void) ngx_voice_record_text(e, "text", heard, heard_len);
+    (void) ngx_voice_record_text(e, "spoken", spoken, spoken_len);
+    (void) cJSON_AddBoolToObject(e, "interrupted", interrupted != 0);
+    ngx_voice_record_ms(rec, e, "t_ms", ngx_current_msec);
+
+    (void) cJSON_AddItemToArray(rec->transcript, e);
+}
+
+
+/*
+ * A turn's timings into the record and one log line: from the caller's
+ * last word to the first sound of the answer, stage by stage.
+ */
+
+void
+ngx_voice_record_timing(ngx_voice_record_t *rec, ngx_uint_t turn,
+    ngx_voice_timing_t *t, ngx_uint_t interrupted)
+{
+    cJSON       *e, *ms, *lat;
+    ngx_msec_t   end;
+
+    if (rec == NULL) {
+        return;
+    }
+
+    end = t->first_heard ? t->first_heard : t->first_media;
+
+    ngx_log_error(NGX_LOG_INFO, rec->call->connection->log, 0,
+                  "voice: turn %ui timing: endpointing %M ms, LLM first "
+                  "token %M ms, TTS first audio %M ms, to Twilio %M ms, "
+                  "playout %M ms; end of speech to heard %M ms%s", turn,
+                  t->speech_end && t->transcript
+                  ? t->transcript - t->speech_end : 0,
+                  t->first_token ? t->first_token - t->llm_request : 0,
+                  t->first_audio && t->first_text
+                  ? t->first_audio - t->first_text : 0,
+                  t->first_media ? t->first_media - t->first_audio : 0,
+                  t->first_heard && t->first_media
+                  ? t->first_heard - t->first_media : 0,
+                  end && t->speech_end ? end - t->speech_end : 0,
+                  interrupted ? " (interrupted)" : "");
+
+    e = cJSON_CreateObject();
+    if (e == NULL) {
+        return;
+    }
+
+    (void) cJSON_AddNumberToObject(e, "turn", (double) turn);
+    (void) cJSON_AddBoolToObject(e, "interrupted", interrupted != 0);
+
+    ms = cJSON_AddObjectToObject(e, "timings_ms");
+    lat = cJSON_AddObjectToObject(e, "latency_ms");
+
+    if (ms == NULL || lat == NULL) {
+        cJSON_Delete(e);
+        return;
+    }
+
+    ngx_voice_record_ms(rec, ms, "speech_end", t->speech_end);
+    ngx_voice_record_ms(rec, ms, "transcript", t->transcript);
+    ngx_voice_record_ms(rec, ms, "llm_request", t->llm_request);
+    ngx_voice_record_ms(rec, ms, "first_token", t->first_token);
+    ngx_voice_record_ms(rec, ms, "first_text_to_tts", t->first_text);
+    ngx_voice_record_ms(rec, ms, "first_audio", t->first_audio);
+    ngx_voice_record_ms(rec, ms, "first_media", t->first_media);
+    ngx_voice_record_ms(rec, ms, "first_heard", t->first_heard);
+
+    ngx_voice_record_gap(lat, "endpointing", t->speech_end, t->transcript);
+    ngx_voice_record_gap(lat, "llm_first_token", t->llm_request,
+                         t->first_token);
+    ngx_voice_record_gap(lat, "tts_first_audio", t->first_text,
+                         t->first_audio);
+    ngx_voice_record_gap(lat, "to_twilio", t->first_audio, t->first_media);
+    ngx_voice_record_gap(lat, "playout", t->first_media, t->first_heard);
+    ngx_voice_record_gap(lat, "total", t->speech_end, end);
+
+    (void) cJSON_AddItemToArray(rec->turns, e);
+}
+
+
+void
+ngx_voice_record_degraded(ngx_voice_record_t *rec, const char *fmt, ...)
+{
+    u_char    buf[NGX_MAX_ERROR_STR], *p;
+    cJSON    *e;
+    va_list   args;
+
+    if (rec == NULL || rec->ndegraded++ >= NGX_VOICE_RECORD_MAX_DEGRADED) {
+        return;
+    }
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(buf, buf + sizeof(buf), fmt, args);
+    va_end(args);
+
+    e = cJSON_CreateObject();
+    if (e == NULL) {
+        return;
+    }
+
+    ngx_voice_record_ms(rec, e, "t_ms", ngx_current_msec);
+    (void) ngx_voice_record_text(e, "what", buf, p - buf);
+
+    (void) cJSON_AddItemToArray(rec->degraded, e);
+}
+
+
+void
+ngx_voice_record_finish(ngx_voice_record_t *rec, const char *reason,
+    ngx_voice_record_counts_t *n)
+{
+    char        *json;
+    cJSON       *c, *u;
+    ngx_time_t   now;
+
+    if (rec == NULL || rec->root == NULL) {
+        return;
+    }
+
+    now = *ngx_timeofday();
+
+    ngx_voice_record_time(rec->root, "ended_at", now.sec, now.msec);
+    (void) cJSON_AddNumberToObject(rec->root, "duration_ms",
+                                   (double) (ngx_current_msec - rec->t0));
+    (void) cJSON_AddStringToObject(rec->root, "end_reason", reason);
+
+    c = cJSON_AddObjectToObject(rec->root, "counts");
+
+    if (c) {
+        (void) cJSON_AddNumberToObject(c, "turns", (double) n->turns);
+        (void) cJSON_AddNumberToObject(c, "barge_ins",
+                                       (double) n->barge_ins);
+        (void) cJSON_AddNumberToObject(c, "backchannels",
+                                       (double) n->backchannels);
+        (void) cJSON_AddNumberToObject(c, "llm_errors",
+                                       (double) n->llm_errors);
+        (void) cJSON_AddNumberToObject(c, "apologies",
+                                       (double) n->apologies);
+        (void) cJSON_AddNumberToObject(c, "stt_reconnects",
+                                       (double) n->stt_reconnects);
+        (void) cJSON_AddNumberToObject(c, "tts_reconnects",
+                                       (double) n->tts_reconnects);
+        (void) cJSON_AddNumberToObject(c, "tts_resends",
+                                       (double) n->tts_resends);
+        (void) cJSON_AddNumberToObject(c, "marks_sent",
+                                       (double) rec->call->marks_sent);
+        (void) cJSON_AddNumberToObject(c, "marks_echoed",
+                                       (double) rec->call->marks_echoed);
+        (void) cJSON_AddNumberToObject(c, "clears",
+                                       (double) rec->call->clears);
+        (void) cJSON_AddNumberToObject(c, "dtmf", (double) rec->call->dtmf);
+    }
+
+    u = cJSON_AddObjectToObject(rec->root, "usage");
+
+    if (u) {
+        (void) cJSON_AddNumberToObject(u, "llm_requests",
+                                       (double) n->llm_requests);
+        (void) cJSON_AddNumberToObject(u, "prompt_tokens",
+                                       (double) n->prompt_tokens);
+        (void) cJSON_AddNumberToObject(u, "completion_tokens",
+                                       (double) n->completion_tokens);
+    }
+
+    json = NULL;
+
+    if (rec->call->conf->call_record.len) {
+        json = cJSON_PrintUnformatted(rec->root);
+
+        if (json) {
+            ngx_voice_record_write(rec, json);
+            cJSON_free(json);
+
+        } else {
+            ngx_log_error(NGX_LOG_ALERT, rec->call->connection->log, 0,
+                          "voice: call record could not be printed");
+        }
+    }
+
+    cJSON_Delete(rec->root);
+    rec->root = NULL;
+}
+
+
+static void
+ngx_voice_record_write(ngx_voice_record_t *rec, char *json)
+{
+    size_t        len;
+    u_char       *path, *p;
+    ssize_t       n;
+    ngx_fd_t      fd;
+    ngx_str_t    *dir;
+    ngx_log_t    *log;
+
+    dir = &rec->call->conf->call_record;
+    log = rec->call->connection->log;
+
+    len = dir->len + 1 + ngx_strlen(rec->call->id_buf) + sizeof(".json");
+
+    path = ngx_pnalloc(rec->call->request->pool, len);
+    if (path == NULL) {
+        return;
+    }
+
+    p = ngx_sprintf(path, "%V/%s.json", dir, rec->call->id_buf);
+    *p = '\0';
+
+    fd = ngx_open_file(path, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE,
+                       NGX_FILE_DEFAULT_ACCESS);
+
+    if (fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                      "voice: call record not written: "
+                      ngx_open_file_n " \"%s\" failed", path);
+        return;
+    }
+
+    len = ngx_strlen(json);
+    json[len] = '\n';
+
+    n = ngx_write_fd(fd, json, len + 1);
+
+    json[len] = '\0';
+
+    if (n != (ssize_t) len + 1) {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                      "voice: call record \"%s\" incomplete", path);
+
+    } else {
+        ngx_log_error(NGX_LOG_INFO, log, 0,
+                      "voice: call record written to \"%s\"", path);
+    }
+
+    if (ngx_close_file(fd) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                      ngx_close_file_n " \"%s\" failed", path);
+    }
+}
+
+
+/* ISO 8601 UTC with milliseconds */
+
+static void
+ngx_voice_record_time(cJSON *obj, const char *name, time_t sec,
+    ngx_msec_t msec)
+{
+    u_char     buf[sizeof("1970-01-01T00:00:00.000Z")], *p;
+    ngx_tm_t   tm;
+
+    ngx_gmtime(sec, &tm);
+
+    p = ngx_sprintf(buf, "%4d-%02d-%02dT%02d:%02d:%02d.%03MZ",
+                    tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
+                    tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec, msec);
+    *p = '\0';
+
+    (void) cJSON_AddStringToObject(obj, name, (char *) buf);
+}
+
+
+/* a moment as ms since "start", or null when it did not happen */
+
+static void
+ngx_voice_record_ms(ngx_voice_record_t *rec, cJSON *obj, const char *name,
+    ngx_msec_t t)
+{
+    if (t == 0) {
+        (void) cJSON_AddNullToObject(obj, name);
+        return;
+    }
+
+    (void) cJSON_AddNumberToObject(obj, name,
+                                   (double) (ngx_msec_int_t) (t - rec->t0));
+}
+
+
+static void
+ngx_voice_record_gap(cJSON *obj, const char *name, ngx_msec_t from,
+    ngx_msec_t to)
+{
+    if (from == 0 || to == 0) {
+        (void) cJSON_AddNullToObject(obj, name);
+        return;
+    }
+
+    (void) cJSON_AddNumberToObject(obj, name,
+                                   (double) (ngx_msec_int_t) (to - from));
+}
+
+
+/* cJSON wants C strings; transcripts are counted ones */
+
+static cJSON *
+ngx_voice_record_text(cJSON *obj, const char *name, u_char *text, size_t len)
+{
+    char   *s;
+    cJSON  *item;
+
+    s = cJSON_malloc(len + 1);
+    if (s == NULL) {
+        return NULL;
+    }
+
+    if (len) {
+        ngx_memcpy(s, text, len);
+    }
+
+    s[len] = '\0';
+
+    item = cJSON_AddStringToObject(obj, name, s);
+
+    cJSON_free(s);
+
+    return item;
+}

@@ -1,0 +1,159 @@
+/*
+ * Copyright (C) ngx_voice authors
+ *
+ * The call's nginx variables: $voice_call_sid, $voice_stream_sid,
+ * $voice_account_sid and $voice_param_<name> (a customParameter of the
+ * Twilio "start" message, e.g. from TwiML <Parameter name="caller">).
+ * They are empty-not-found before "start" and outside voice locations;
+ * directives such as voice_system_prompt evaluate them per call.
+ */
+
+
+#include "ngx_voice.h"
+
+
+#define NGX_VOICE_VAR_CALL_SID     0
+#define NGX_VOICE_VAR_STREAM_SID   1
+#define NGX_VOICE_VAR_ACCOUNT_SID  2
+
+
+static ngx_int_t ngx_voice_variable_sid(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_voice_variable_param(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+
+static ngx_http_variable_t  ngx_voice_variables[] = {
+
+    { ngx_string("voice_call_sid"), NULL, ngx_voice_variable_sid,
+      NGX_VOICE_VAR_CALL_SID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("voice_stream_sid"), NULL, ngx_voice_variable_sid,
+      NGX_VOICE_VAR_STREAM_SID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("voice_account_sid"), NULL, ngx_voice_variable_sid,
+      NGX_VOICE_VAR_ACCOUNT_SID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("voice_param_"), NULL, ngx_voice_variable_param,
+      0, NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_PREFIX, 0 },
+
+      ngx_http_null_variable
+};
+
+
+ngx_int_t
+ngx_voice_variables_add(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_voice_variables; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+/* the call once its "start" came, else NULL */
+
+static ngx_voice_call_t *
+ngx_voice_variable_call(ngx_http_request_t *r)
+{
+    ngx_voice_call_t  *call;
+
+    call = ngx_http_get_module_ctx(r->main, ngx_http_voice_module);
+
+    if (call == NULL || call->stream_sid[0] == '\0') {
+        return NULL;
+    }
+
+    return call;
+}
+
+
+static ngx_int_t
+ngx_voice_variable_sid(ngx_http_request_t *r, ngx_http_variable_value_t *v,
+    uintptr_t data)
+{
+    u_char            *sid;
+    ngx_voice_call_t  *call;
+
+    call = ngx_voice_variable_call(r);
+
+    if (call == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    switch (data) {
+
+    case NGX_VOICE_VAR_CALL_SID:
+        sid = call->id_buf;
+        break;
+
+    case NGX_VOICE_VAR_STREAM_SID:
+        sid = call->stream_sid;
+        break;
+
+    default: /* NGX_VOICE_VAR_ACCOUNT_SID */
+        sid = call->account_sid;
+        break;
+    }
+
+    v->data = sid;
+    v->len = ngx_strlen(sid);
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_voice_variable_param(ngx_http_request_t *r, ngx_http_variable_value_t *v,
+    uintptr_t data)
+{
+    ngx_str_t  *name = (ngx_str_t *) data;
+
+    size_t             len;
+    u_char            *p;
+    ngx_uint_t         i;
+    ngx_keyval_t      *kv;
+    ngx_voice_call_t  *call;
+
+    call = ngx_voice_variable_call(r);
+
+    v->not_found = 1;
+
+    if (call == NULL) {
+        return NGX_OK;
+    }
+
+    /* nginx lowercases variable names: parameters match caselessly */
+    p = name->data + sizeof("voice_param_") - 1;
+    len = name->len - (sizeof("voice_param_") - 1);
+
+    kv = call->params.elts;
+
+    for (i = 0; i < call->params.nelts; i++) {
+        if (kv[i].key.len == len
+            && ngx_strncasecmp(kv[i].key.data, p, len) == 0)
+        {
+            v->data = kv[i].value.data;
+            v->len = kv[i].value.len;
+            v->valid = 1;
+            v->no_cacheable = 1;
+            v->not_found = 0;
+            break;
+        }
+    }
+
+    return NGX_OK;
+}
