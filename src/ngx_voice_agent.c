@@ -465,6 +465,7 @@ ngx_voice_agent_cleanup(ngx_voice_call_t *call)
         a->llm_on = 0;
 
         a->n.llm_requests = a->llm.requests;
+        a->n.llm_failovers = a->llm.failovers_total;
     }
 
     if (a->tts_on) {
@@ -566,7 +567,7 @@ ngx_voice_agent_result(ngx_voice_stt_t *stt, ngx_voice_stt_result_t *res)
         ngx_log_error(NGX_LOG_INFO, log, 0, "voice: final segment \"%V\"",
                       &res->text);
 
-        if (a->bot.active && !a->bot.cleared && a->user_len == 0
+        if (a->bot.active && a->bot.sent && a->user_len == 0
             && ngx_voice_agent_backchannel(a, &res->text))
         {
             /* "uh-huh" while the bot talks: heard, kept, not a turn */

@@ -41,10 +41,16 @@ static ngx_int_t ngx_voice_conf_llm(ngx_conf_t *cf,
     ngx_voice_loc_conf_t *conf);
 
 
-/* "uh-huh", "yeah", "okay, sure.": agreement while the other speaks */
+/*
+ * "uh-huh", "yeah", "okay, sure.": agreement while the other speaks.
+ * Words are separated by at least one non-word character, so matching
+ * stays linear (no nested repetition that could backtrack).
+ */
 static ngx_str_t  ngx_voice_backchannels = ngx_string(
-    "^\\W*(?:(?:uh[- ]?huh|mm[- ]?hmm|m+|hmm+|mhm|yeah|yep|yes|okay|ok"
-    "|right|sure|got it|i see|all ?right|cool)\\W*)+$");
+    "^\\W*(?:uh[- ]?huh|mm[- ]?hmm|uh|um|ah|oh|m+|hmm+|mhm|yeah|yep|yes"
+    "|okay|ok|right|sure|got it|i see|all ?right"
+    "|cool)(?:\\W+(?:uh[- ]?huh|mm[- ]?hmm|uh|um|ah|oh|m+|hmm+|mhm|yeah"
+    "|yep|yes|okay|ok|right|sure|got it|i see|all ?right|cool))*\\W*$");
 
 
 #define NGX_VOICE_CA_BUNDLE  "/etc/ssl/certs/ca-certificates.crt"

@@ -75,6 +75,7 @@ struct ngx_voice_llm_s {
     char                     *body;           /* cJSON's, this request */
     size_t                    body_len;
     ngx_uint_t                failovers;      /* this request's */
+    ngx_uint_t                failovers_total;
     ngx_voice_http_field_t    fields[3];
 
     ngx_msec_t                sent;           /* request time */

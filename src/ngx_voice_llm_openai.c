@@ -470,6 +470,7 @@ ngx_voice_llm_failover(ngx_voice_llm_t *llm, ngx_voice_leg_error_e err)
     }
 
     llm->failovers++;
+    llm->failovers_total++;
 
     ngx_log_error(NGX_LOG_WARN, &llm->hc.leg.log, 0,
                   "voice: LLM request goes to the next endpoint");

@@ -291,6 +291,8 @@ ngx_voice_record_finish(ngx_voice_record_t *rec, const char *reason,
                                        (double) n->backchannels);
         (void) cJSON_AddNumberToObject(c, "llm_errors",
                                        (double) n->llm_errors);
+        (void) cJSON_AddNumberToObject(c, "llm_failovers",
+                                       (double) n->llm_failovers);
         (void) cJSON_AddNumberToObject(c, "apologies",
                                        (double) n->apologies);
         (void) cJSON_AddNumberToObject(c, "stt_reconnects",

@@ -37,6 +37,7 @@ typedef struct {
     ngx_uint_t                barge_ins;
     ngx_uint_t                backchannels;
     ngx_uint_t                llm_errors;
+    ngx_uint_t                llm_failovers;
     ngx_uint_t                apologies;
     ngx_uint_t                stt_reconnects;
     ngx_uint_t                tts_reconnects;

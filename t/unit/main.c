@@ -12,6 +12,8 @@
 #include "tap.h"
 
 
+void test_heard(void);
+
 static void tap_line(int pass, const char *fmt, va_list args);
 static void tap_where(const char *file, int line);
 
@@ -35,6 +37,7 @@ main(void)
     test_openai();
     test_deepgram();
     test_elevenlabs();
+    test_heard();
 
     printf("1..%u\n", tap_count);
 
