@@ -93,6 +93,7 @@ typedef struct {
     ngx_voice_timing_t        user_t;         /* of the turn that ended */
     uint64_t                  speech_end;     /* caller audio position */
     ngx_event_t               finalize;       /* voice_stt_finalize */
+    ngx_event_t               watchdog;       /* a bot turn that stalls */
 
     /* the conversation sent to the LLM; texts are ngx_alloc()'d */
     ngx_voice_oa_message_t    history[NGX_VOICE_AGENT_HISTORY];
@@ -130,6 +131,8 @@ static void ngx_voice_agent_utterance_end(ngx_voice_stt_t *stt);
 static void ngx_voice_agent_stt_closed(ngx_voice_stt_t *stt,
     ngx_voice_leg_error_e err);
 static void ngx_voice_agent_finalize(ngx_event_t *ev);
+static void ngx_voice_agent_watchdog(ngx_event_t *ev);
+static void ngx_voice_agent_progress(ngx_voice_agent_t *a);
 
 static void ngx_voice_agent_delta(ngx_voice_llm_t *llm, ngx_str_t *text);
 static void ngx_voice_agent_reply(ngx_voice_llm_t *llm, ngx_uint_t finish);
@@ -149,6 +152,8 @@ static void ngx_voice_agent_ask(ngx_voice_agent_t *a);
 static void ngx_voice_agent_bot_begin(ngx_voice_agent_t *a,
     ngx_uint_t kind, ngx_uint_t turn, ngx_uint_t interruptible);
 static void ngx_voice_agent_say(ngx_voice_agent_t *a, u_char *text,
+    size_t len, ngx_uint_t last);
+static void ngx_voice_agent_say_text(ngx_voice_agent_t *a, u_char *text,
     size_t len, ngx_uint_t last);
 static void ngx_voice_agent_check_done(ngx_voice_agent_t *a);
 static void ngx_voice_agent_barge_in(ngx_voice_agent_t *a,
@@ -247,6 +252,11 @@ ngx_voice_agent_start(ngx_voice_call_t *call)
     a->finalize.data = a;
     a->finalize.log = call->connection->log;
     a->finalize.cancelable = 1;
+
+    a->watchdog.handler = ngx_voice_agent_watchdog;
+    a->watchdog.data = a;
+    a->watchdog.log = call->connection->log;
+    a->watchdog.cancelable = 1;
 
     a->rec = ngx_voice_record_create(call);
 
@@ -363,6 +373,7 @@ ngx_voice_agent_mark(ngx_voice_call_t *call, ngx_str_t *name)
     bot->played = ngx_max(bot->played, (uint64_t) pos);
     bot->played_at = ngx_current_msec;
 
+    ngx_voice_agent_progress(a);
     ngx_voice_agent_check_done(a);
 
     return NGX_OK;
@@ -432,6 +443,10 @@ ngx_voice_agent_cleanup(ngx_voice_call_t *call)
 
     if (a->finalize.timer_set) {
         ngx_del_timer(&a->finalize);
+    }
+
+    if (a->watchdog.timer_set) {
+        ngx_del_timer(&a->watchdog);
     }
 
     if (a->end_reason == NULL) {
@@ -795,6 +810,18 @@ static void
 ngx_voice_agent_say(ngx_voice_agent_t *a, u_char *text, size_t len,
     ngx_uint_t last)
 {
+    if (last) {
+        ngx_voice_agent_progress(a);
+    }
+
+    ngx_voice_agent_say_text(a, text, len, last);
+}
+
+
+static void
+ngx_voice_agent_say_text(ngx_voice_agent_t *a, u_char *text, size_t len,
+    ngx_uint_t last)
+{
     size_t            n, room;
     u_char           *p, *start;
     ngx_voice_bot_t  *bot;
@@ -840,6 +867,63 @@ ngx_voice_agent_say(ngx_voice_agent_t *a, u_char *text, size_t len,
 
     if (a->tts_on) {
         (void) ngx_voice_tts_say(&a->tts, bot->tts_turn, start, n, last);
+    }
+}
+
+
+/*
+ * Once all of a bot turn's text is given, TTS and Twilio must keep
+ * making progress (audio, mark echoes): a provider that never ends the
+ * turn (an ignored Flush, a lost isFinal) or marks that never come back
+ * must not hold the conversation.
+ */
+
+static void
+ngx_voice_agent_progress(ngx_voice_agent_t *a)
+{
+    if (a->bot.active && a->bot.text_done) {
+        ngx_add_timer(&a->watchdog, a->conf->provider_timeout);
+    }
+}
+
+
+static void
+ngx_voice_agent_watchdog(ngx_event_t *ev)
+{
+    uint64_t            pos;
+    ngx_voice_bot_t    *bot;
+    ngx_voice_agent_t  *a;
+
+    a = ev->data;
+    bot = &a->bot;
+
+    if (!bot->active || a->over) {
+        return;
+    }
+
+    pos = ngx_voice_agent_position(bot);
+
+    ngx_log_error(NGX_LOG_WARN, ev->log, 0,
+                  "voice: agent turn %ui stalled (%s) after %uL ms of audio: "
+                  "ending it", bot->turn,
+                  bot->tts_done ? "marks not echoed"
+                                : "text-to-speech did not finish",
+                  bot->sent / 8);
+
+    ngx_voice_record_degraded(a->rec, "agent turn %ui stalled: %s",
+                              bot->turn,
+                              bot->tts_done ? "marks not echoed"
+                                            : "text-to-speech did not "
+                                              "finish");
+
+    if (!bot->tts_done && a->tts_on) {
+        (void) ngx_voice_tts_cancel(&a->tts);
+    }
+
+    ngx_voice_agent_commit(a, pos < bot->sent || !bot->tts_done);
+
+    if (a->user_waiting && !a->stopping) {
+        ngx_voice_agent_ask(a);
     }
 }
 
@@ -931,6 +1015,10 @@ ngx_voice_agent_commit(ngx_voice_agent_t *a, ngx_uint_t interrupted)
     log = a->call->connection->log;
 
     bot->active = 0;
+
+    if (a->watchdog.timer_set) {
+        ngx_del_timer(&a->watchdog);
+    }
 
     /* the model's trailing blanks would only cost history tokens */
     len = bot->text_len;
@@ -1270,6 +1358,8 @@ ngx_voice_agent_audio(ngx_voice_tts_t *tts, ngx_uint_t turn, u_char *audio,
 
     ngx_voice_heard_audio(&bot->heard, len, align);
     bot->sent += len;
+
+    ngx_voice_agent_progress(a);
 
     (void) ngx_voice_agent_mark_send(a);
 }
