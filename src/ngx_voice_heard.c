@@ -70,16 +70,31 @@ ngx_voice_heard_audio(ngx_voice_heard_t *h, size_t len,
         }
 
         /* one space between words, whatever the provider sent */
-        if (!h->in_word && h->text_len && h->text_len < h->text_size) {
-            h->text[h->text_len++] = ' ';
+        if (!h->in_word && !h->full && h->text_len) {
+            if (h->text_len == h->text_size) {
+                h->full = 1;
+
+            } else {
+                h->text[h->text_len++] = ' ';
+            }
         }
 
         n = strlen(c);
 
-        if (n <= h->text_size - h->text_len) {
-            memcpy(h->text + h->text_len, c, n);
-            h->text_len += n;
+        if (h->full || n > h->text_size - h->text_len) {
+            /* the heard text stays whole words: drop the cut one */
+            if (!h->full) {
+                h->full = 1;
+                h->in_word = 0;
+                h->text_len = h->nwords ? h->words[h->nwords - 1].text : 0;
+            }
+
+            h->voiced++;
+            continue;
         }
+
+        memcpy(h->text + h->text_len, c, n);
+        h->text_len += n;
 
         end = (uint64_t) a->c[i].start_ms + a->c[i].dur_ms;
         end = h->audio + (end * 8 < len ? end * 8 : len);

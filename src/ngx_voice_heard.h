@@ -43,6 +43,7 @@ typedef struct {
     unsigned              in_word:1;  /* a word not yet closed */
     unsigned              aligned:1;  /* some alignment came */
     unsigned              lossy:1;    /* alignment was truncated */
+    unsigned              full:1;     /* text buffer full: no more words */
 } ngx_voice_heard_t;
 
 

@@ -77,8 +77,9 @@ my $sim = VoiceSim::Sim->start(dir => "$dir/sim", tls => 1, key => $KEY);
     ok((grep { $_->{ev} eq 'auth' && $_->{ok} && $_->{scheme} eq 'xi-api-key' } @r),
        'xi-api-key accepted');
     my @msgs = map { $_->{json} } grep { $_->{ev} eq 'recv' && $_->{json} } @r;
-    is_deeply($msgs[0], { text => ' ', context_id => 'turn-1' },
-              'the context opens with text " "');
+    is_deeply($msgs[0], { text => ' ', context_id => 'turn-1',
+                          generation_config => { chunk_length_schedule => [50, 120, 160, 250] } },
+              'the context opens with text " " and the chunk schedule');
     is($msgs[1]{text}, "$TEXT ", 'the text ends with a space');
     ok($msgs[1]{flush}, 'and is flushed at the end of the turn');
     is_deeply($msgs[2], { close_context => JSON::PP::true(), context_id => 'turn-1' },
@@ -144,7 +145,9 @@ my $sim = VoiceSim::Sim->start(dir => "$dir/sim", tls => 1, key => $KEY);
     my @msgs = map { $_->{json} }
                grep { $_->{ev} eq 'recv' && $_->{json} && $_->{conn} eq $c }
                $sim->records('tts');
-    is_deeply($msgs[0], { text => ' ' }, 'the first message is text " ", no context');
+    is_deeply($msgs[0], { text => ' ',
+                          generation_config => { chunk_length_schedule => [50, 120, 160, 250] } },
+              'the first message is text " " with the schedule, no context');
     ok($msgs[1]{flush} && !exists $msgs[1]{context_id}, 'the text is flushed, no context');
     is_deeply($msgs[2], { text => '' }, 'then the end of input');
     is(scalar(grep { ($_->{conn} // '') eq $c } $sim->violations('tts')), 0,
