@@ -730,6 +730,11 @@ ngx_voice_agent_user_turn(ngx_voice_agent_t *a, const char *why)
 
     a->user_len = 0;
 
+    /* the caller hung up, or we are ending the call: nothing to answer */
+    if (a->stopping || a->over) {
+        return;
+    }
+
     if (a->bot.active) {
         /* a greeting that must be heard, or barge-in off: answer after */
         a->user_waiting = 1;
