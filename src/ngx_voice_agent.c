@@ -164,6 +164,7 @@ static uint64_t ngx_voice_agent_position(ngx_voice_bot_t *bot);
 static ngx_uint_t ngx_voice_agent_backchannel(ngx_voice_agent_t *a,
     ngx_str_t *text);
 static ngx_uint_t ngx_voice_agent_words(ngx_str_t *text);
+static size_t ngx_voice_agent_nonblank(const u_char *text, size_t len);
 static void ngx_voice_agent_remember(ngx_voice_agent_t *a,
     const char *role, u_char *text, size_t len);
 static ngx_int_t ngx_voice_agent_mark_send(ngx_voice_agent_t *a);
@@ -1040,15 +1041,21 @@ ngx_voice_agent_commit(ngx_voice_agent_t *a, ngx_uint_t interrupted)
     } else {
         pos = ngx_voice_agent_position(bot);
 
-        if (bot->heard.aligned) {
-            ngx_voice_heard_end(&bot->heard);
+        if (pos >= bot->sent && bot->tts_done && bot->text_done) {
+            /* cut after the last word was played: all of it was heard */
+            heard = bot->text;
+            n = len;
 
-            n = (pos >= bot->sent && bot->tts_done && bot->text_done)
-                ? len
-                : ngx_voice_heard_text(&bot->heard, pos, &heard);
+        } else if (bot->heard.aligned) {
+            /* the words the alignment says were heard, as the LLM wrote
+             * them (its spacing and punctuation) */
+            n = ngx_voice_heard_text(&bot->heard, pos, &heard);
+            n = ngx_voice_heard_resume(bot->text, len,
+                                       ngx_voice_agent_nonblank(heard, n));
+            heard = bot->text;
 
-            if (n == len) {
-                heard = bot->text;
+            while (n && (heard[n - 1] == ' ' || heard[n - 1] == '\n')) {
+                n--;
             }
 
         } else {
@@ -1129,6 +1136,23 @@ ngx_voice_agent_backchannel(ngx_voice_agent_t *a, ngx_str_t *text)
     }
 
     return rc >= 0;
+}
+
+
+static size_t
+ngx_voice_agent_nonblank(const u_char *text, size_t len)
+{
+    size_t  i, n;
+
+    for (i = 0, n = 0; i < len; i++) {
+        if (text[i] != ' ' && text[i] != '\t' && text[i] != '\n'
+            && text[i] != '\r')
+        {
+            n++;
+        }
+    }
+
+    return n;
 }
 
 
