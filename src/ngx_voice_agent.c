@@ -89,6 +89,7 @@ typedef struct {
     /* the caller's turn being spoken: its final segments */
     u_char                   *user;
     size_t                    user_len;
+    ngx_uint_t                user_words;
     ngx_uint_t                turns;
     ngx_voice_timing_t        user_t;         /* of the turn that ended */
     uint64_t                  speech_end;     /* caller audio position */
@@ -109,6 +110,8 @@ typedef struct {
     unsigned                  stt_on:1;
     unsigned                  interim:1;      /* words not yet final */
     unsigned                  user_waiting:1; /* turn ended, bot busy */
+    const char               *waiting_why;
+    ngx_msec_t                waiting_at;
     unsigned                  stopping:1;
     unsigned                  over:1;
 } ngx_voice_agent_t;
@@ -472,7 +475,7 @@ ngx_voice_agent_cleanup(ngx_voice_call_t *call)
                       a->turns, a->user_len, a->user);
 
         ngx_voice_record_user(a->rec, a->turns, a->user, a->user_len,
-                              "call ended", 0);
+                              "call ended", 0, ngx_current_msec);
         a->user_len = 0;
     }
 
@@ -594,11 +597,17 @@ ngx_voice_agent_result(ngx_voice_stt_t *stt, ngx_voice_stt_result_t *res)
                           &res->text);
 
             ngx_voice_record_user(a->rec, a->turns + 1, res->text.data,
-                                  res->text.len, NULL, 1);
+                                  res->text.len, NULL, 1, ngx_current_msec);
             return;
         }
 
-        ngx_voice_agent_barge_in(a, "caller speech");
+        if (ngx_voice_agent_words(&res->text) + a->user_words
+            >= ngx_max(a->conf->barge_in_min_words, 1))
+        {
+            ngx_voice_agent_barge_in(a, "caller speech");
+        }
+
+        a->user_words += ngx_voice_agent_words(&res->text);
 
         n = ngx_min(res->text.len, NGX_VOICE_AGENT_TEXT - 1 - a->user_len);
 
@@ -688,10 +697,33 @@ ngx_voice_agent_stt_closed(ngx_voice_stt_t *stt, ngx_voice_leg_error_e err)
 static void
 ngx_voice_agent_user_turn(ngx_voice_agent_t *a, const char *why)
 {
-    ngx_msec_t   lag;
+    ngx_msec_t   lag, ended;
     ngx_log_t   *log;
 
     log = a->call->connection->log;
+
+    if (a->bot.active && !a->stopping && !a->over) {
+        /*
+         * A greeting that must be heard, or barge-in off: the turn (and
+         * what the caller adds meanwhile) follows the bot's in the
+         * history, and is answered when that one is over.
+         */
+        if (!a->user_waiting) {
+            a->user_waiting = 1;
+            a->waiting_why = why;
+            a->waiting_at = ngx_current_msec;
+        }
+
+        return;
+    }
+
+    ended = ngx_current_msec;
+
+    if (a->user_waiting) {
+        a->user_waiting = 0;
+        why = a->waiting_why;
+        ended = a->waiting_at;
+    }
 
     a->turns++;
 
@@ -699,14 +731,17 @@ ngx_voice_agent_user_turn(ngx_voice_agent_t *a, const char *why)
                   "voice: caller turn %ui (%s): \"%*s\"", a->turns, why,
                   a->user_len, a->user);
 
-    ngx_voice_record_user(a->rec, a->turns, a->user, a->user_len, why, 0);
+    ngx_voice_record_user(a->rec, a->turns, a->user, a->user_len, why, 0,
+                          ended);
+
+    a->user_words = 0;
 
     /*
      * Twilio streams in real time: the caller's last word was spoken as
      * long ago as the audio received since it lasts.
      */
     ngx_memzero(&a->user_t, sizeof(ngx_voice_timing_t));
-    a->user_t.transcript = ngx_current_msec;
+    a->user_t.transcript = ended;
 
     if (a->speech_end && a->speech_end <= a->stt.ring_total) {
         lag = (ngx_msec_t) ((a->stt.ring_total - a->speech_end) / 8);
@@ -736,12 +771,6 @@ ngx_voice_agent_user_turn(ngx_voice_agent_t *a, const char *why)
         return;
     }
 
-    if (a->bot.active) {
-        /* a greeting that must be heard, or barge-in off: answer after */
-        a->user_waiting = 1;
-        return;
-    }
-
     ngx_voice_agent_ask(a);
 }
 
@@ -750,8 +779,6 @@ static void
 ngx_voice_agent_ask(ngx_voice_agent_t *a)
 {
     ngx_voice_llm_conversation_t  conv;
-
-    a->user_waiting = 0;
 
     ngx_voice_agent_bot_begin(a, NGX_VOICE_BOT_REPLY, a->turns, 1);
 
@@ -854,6 +881,8 @@ ngx_voice_agent_say_text(ngx_voice_agent_t *a, u_char *text, size_t len,
             if ((p[-1] == '.' || p[-1] == '!' || p[-1] == '?')
                 && p < bot->text + bot->text_len && p[0] == ' ')
             {
+                /* with its space: TTS sends up to word ends */
+                p++;
                 break;
             }
         }
@@ -928,8 +957,8 @@ ngx_voice_agent_watchdog(ngx_event_t *ev)
 
     ngx_voice_agent_commit(a, pos < bot->sent || !bot->tts_done);
 
-    if (a->user_waiting && !a->stopping) {
-        ngx_voice_agent_ask(a);
+    if (a->user_waiting && a->user_len && !a->stopping) {
+        ngx_voice_agent_user_turn(a, a->waiting_why);
     }
 }
 
@@ -951,8 +980,8 @@ ngx_voice_agent_check_done(ngx_voice_agent_t *a)
 
     ngx_voice_agent_commit(a, 0);
 
-    if (a->user_waiting && !a->over && !a->stopping) {
-        ngx_voice_agent_ask(a);
+    if (a->user_waiting && a->user_len && !a->over && !a->stopping) {
+        ngx_voice_agent_user_turn(a, a->waiting_why);
     }
 }
 

@@ -105,7 +105,7 @@ ngx_voice_record_create(ngx_voice_call_t *call)
 
 void
 ngx_voice_record_user(ngx_voice_record_t *rec, ngx_uint_t turn, u_char *text,
-    size_t len, const char *end, ngx_uint_t backchannel)
+    size_t len, const char *end, ngx_uint_t backchannel, ngx_msec_t when)
 {
     cJSON  *e;
 
@@ -126,7 +126,9 @@ ngx_voice_record_user(ngx_voice_record_t *rec, ngx_uint_t turn, u_char *text,
     }
 
     (void) ngx_voice_record_text(e, "text", text, len);
-    ngx_voice_record_ms(rec, e, "t_ms", ngx_current_msec);
+
+    /* when the words were final: a turn answered later says so too */
+    ngx_voice_record_ms(rec, e, "t_ms", when);
 
     if (end) {
         (void) cJSON_AddStringToObject(e, "end", end);

@@ -50,7 +50,8 @@ typedef struct {
 
 ngx_voice_record_t *ngx_voice_record_create(ngx_voice_call_t *call);
 void ngx_voice_record_user(ngx_voice_record_t *rec, ngx_uint_t turn,
-    u_char *text, size_t len, const char *end, ngx_uint_t backchannel);
+    u_char *text, size_t len, const char *end, ngx_uint_t backchannel,
+    ngx_msec_t when);
 void ngx_voice_record_bot(ngx_voice_record_t *rec, ngx_uint_t turn,
     const char *kind, u_char *heard, size_t heard_len, u_char *spoken,
     size_t spoken_len, ngx_uint_t interrupted);
