@@ -36,6 +36,9 @@
 /* speech pace assumed where no alignment says it: chars a second */
 #define NGX_VOICE_AGENT_PACE       15
 
+/* TTS drops in a row that voiced nothing new: the turn is given up */
+#define NGX_VOICE_AGENT_STUCK      3
+
 
 typedef enum {
     NGX_VOICE_BOT_GREETING = 0,
@@ -66,6 +69,9 @@ typedef struct {
     ngx_msec_t                played_at;
     ngx_uint_t                marks;          /* not yet echoed */
     ngx_uint_t                dropped;        /* text over the buffer */
+    ngx_uint_t                resends;        /* after TTS drops */
+    size_t                    resent_voiced;
+    ngx_uint_t                stuck;
 
     ngx_voice_timing_t        t;
 
@@ -822,6 +828,9 @@ ngx_voice_agent_bot_begin(ngx_voice_agent_t *a, ngx_uint_t kind,
     bot->played_at = 0;
     bot->marks = 0;
     bot->dropped = 0;
+    bot->resends = 0;
+    bot->resent_voiced = 0;
+    bot->stuck = 0;
 
     ngx_memzero(&bot->t, sizeof(ngx_voice_timing_t));
     ngx_voice_heard_reset(&bot->heard);
@@ -1247,11 +1256,15 @@ ngx_voice_agent_remember(ngx_voice_agent_t *a, const char *role,
     }
 
     if (a->nhistory == NGX_VOICE_AGENT_HISTORY) {
-        ngx_free((void *) a->history[0].content.data);
-        ngx_memmove(&a->history[0], &a->history[1],
-                    (NGX_VOICE_AGENT_HISTORY - 1)
-                    * sizeof(ngx_voice_oa_message_t));
-        a->nhistory--;
+        /* the oldest exchange goes: the history starts with the caller */
+        do {
+            ngx_free((void *) a->history[0].content.data);
+            ngx_memmove(&a->history[0], &a->history[1],
+                        (a->nhistory - 1) * sizeof(ngx_voice_oa_message_t));
+            a->nhistory--;
+
+        } while (a->nhistory
+                 && ngx_strcmp(a->history[0].role, "user") != 0);
     }
 
     m = &a->history[a->nhistory++];
@@ -1469,13 +1482,47 @@ ngx_voice_agent_tts_done(ngx_voice_tts_t *tts, ngx_uint_t turn,
 
     /*
      * The socket dropped mid-turn (it is reconnecting): the part of the
-     * text not yet voiced goes again, in a new context.
+     * text not yet voiced goes again, in a new context, from the start
+     * of the word it cut.
      */
+    if (bot->heard.in_word) {
+        /* the text says whether the audio stopped inside the last word */
+        off = ngx_voice_heard_resume(bot->text, bot->said,
+                                     bot->heard.voiced);
+
+        if (ngx_voice_agent_nonblank(bot->text, off) < bot->heard.voiced) {
+            ngx_voice_heard_cut(&bot->heard);
+
+        } else {
+            ngx_voice_heard_end(&bot->heard);
+        }
+    }
+
     voiced = bot->heard.aligned
              ? bot->heard.voiced
              : (size_t) (bot->sent * NGX_VOICE_AGENT_PACE / 8000);
 
     off = ngx_voice_heard_resume(bot->text, bot->said, voiced);
+
+    /* a provider that drops before each turn's end must not loop */
+    if (bot->resends && voiced <= bot->resent_voiced
+        && ++bot->stuck >= NGX_VOICE_AGENT_STUCK)
+    {
+        ngx_log_error(NGX_LOG_ERR, a->call->connection->log, 0,
+                      "voice: text-to-speech keeps dropping agent turn %ui "
+                      "without progress: ending it", bot->turn);
+
+        ngx_voice_record_degraded(a->rec, "text-to-speech gave up on turn "
+                                  "%ui", bot->turn);
+
+        bot->tts_done = 1;
+        bot->text_done = 1;
+        ngx_voice_agent_check_done(a);
+        return;
+    }
+
+    bot->resends++;
+    bot->resent_voiced = voiced;
 
     if (off == bot->said && bot->text_done) {
         /* all of it was voiced: only the end of the turn was lost */

@@ -99,9 +99,14 @@ ngx_voice_heard_audio(ngx_voice_heard_t *h, size_t len,
         end = (uint64_t) a->c[i].start_ms + a->c[i].dur_ms;
         end = h->audio + (end * 8 < len ? end * 8 : len);
 
+        if (!h->in_word) {
+            h->word_chars = 0;
+        }
+
         h->word_audio = end;
         h->in_word = 1;
         h->voiced++;
+        h->word_chars++;
     }
 
     h->audio += len;
@@ -112,6 +117,20 @@ void
 ngx_voice_heard_end(ngx_voice_heard_t *h)
 {
     ngx_voice_heard_close(h);
+}
+
+
+void
+ngx_voice_heard_cut(ngx_voice_heard_t *h)
+{
+    if (!h->in_word) {
+        return;
+    }
+
+    h->in_word = 0;
+    h->voiced -= h->word_chars;
+    h->word_chars = 0;
+    h->text_len = h->nwords ? h->words[h->nwords - 1].text : 0;
 }
 
 

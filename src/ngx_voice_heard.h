@@ -40,6 +40,7 @@ typedef struct {
     uint64_t              audio;      /* the turn's audio so far */
     uint64_t              word_audio; /* the open word's end */
     size_t                voiced;     /* non-blank characters voiced */
+    size_t                word_chars; /* of them, the open word's */
     unsigned              in_word:1;  /* a word not yet closed */
     unsigned              aligned:1;  /* some alignment came */
     unsigned              lossy:1;    /* alignment was truncated */
@@ -57,6 +58,12 @@ void ngx_voice_heard_audio(ngx_voice_heard_t *h, size_t len,
 
 /* the turn's audio is complete: its last word is whole */
 void ngx_voice_heard_end(ngx_voice_heard_t *h);
+
+/*
+ * The audio stopped inside a word that will be voiced again (the TTS
+ * socket dropped): the open word is forgotten, text and voiced count.
+ */
+void ngx_voice_heard_cut(ngx_voice_heard_t *h);
 
 /*
  * The voiced text of the words whose audio ends at or before byte pos

@@ -96,7 +96,7 @@ ngx_voice_tts_may_reconnect(ngx_voice_tts_t *tts, ngx_voice_leg_error_e err,
     ws = &tts->ws;
     next = ngx_voice_endpoint_next(ws->leg.ep);
 
-    if (ngx_exiting || tts->retries++ >= max) {
+    if (ngx_exiting || tts->refused || tts->retries++ >= max) {
         goto give_up;
     }
 

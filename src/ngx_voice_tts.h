@@ -109,6 +109,7 @@ struct ngx_voice_tts_s {
 
     unsigned                  finishing:1;
     unsigned                  done:1;
+    unsigned                  refused:1;      /* the account, for good */
 };
 
 

@@ -34,6 +34,7 @@ static void ngx_voice_tts_closed(ngx_voice_wsc_t *ws,
     ngx_voice_leg_error_e err);
 static ngx_int_t ngx_voice_tts_push(ngx_voice_tts_t *tts);
 static ngx_int_t ngx_voice_tts_send(ngx_voice_tts_t *tts, size_t len);
+static ngx_uint_t ngx_voice_tts_el_refusal(ngx_voice_text_t *code);
 
 
 ngx_voice_tts_ops_t  ngx_voice_tts_elevenlabs_ops = {
@@ -233,6 +234,30 @@ ngx_voice_tts_push(ngx_voice_tts_t *tts)
 }
 
 
+/* errors another connection would only repeat */
+
+static ngx_uint_t
+ngx_voice_tts_el_refusal(ngx_voice_text_t *code)
+{
+    ngx_uint_t  i;
+
+    static const char  *refusals[] = {
+        "invalid_api_key", "quota_exceeded", "voice_not_found",
+        "invalid_output_format", NULL
+    };
+
+    for (i = 0; refusals[i]; i++) {
+        if (code->len == ngx_strlen(refusals[i])
+            && ngx_strncmp(code->data, refusals[i], code->len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 static ngx_int_t
 ngx_voice_tts_send(ngx_voice_tts_t *tts, size_t len)
 {
@@ -358,6 +383,9 @@ ngx_voice_tts_message(ngx_voice_wsc_t *ws, ngx_voice_ws_msg_t *msg)
                       "voice: text-to-speech error \"%*s\": %*s",
                       m->err_code.len, m->err_code.data,
                       m->err_message.len, m->err_message.data);
+
+        /* the upgrade is accepted, then the account is refused */
+        tts->refused = ngx_voice_tts_el_refusal(&m->err_code);
         break;
 
     default:

@@ -25,6 +25,7 @@ static void test_heard_text_full(void);
 static void test_heard_lossy(void);
 static void test_heard_estimate(void);
 static void test_heard_resume(void);
+static void test_heard_cut(void);
 
 static void chunk(ngx_voice_el_align_t *a, const char *chars,
     uint32_t ms_per_char);
@@ -50,6 +51,7 @@ test_heard(void)
     test_heard_lossy();
     test_heard_estimate();
     test_heard_resume();
+    test_heard_cut();
 }
 
 
@@ -465,4 +467,48 @@ test_heard_resume(void)
        "last word not finished: its start");
     is(ngx_voice_heard_resume((const unsigned char *) "", 0, 0), 0,
        "no text: 0");
+}
+
+
+/* a drop inside a word: the word is voiced again from its start */
+
+static void
+test_heard_cut(void)
+{
+    size_t                   n;
+    unsigned char            text[64];
+    const unsigned char     *t;
+    ngx_voice_heard_t        h;
+    ngx_voice_heard_word_t   words[8];
+    ngx_voice_el_align_t    *a;
+
+    a = &test_align;
+
+    ngx_voice_heard_init(&h, text, sizeof(text), words, 8);
+
+    chunk(a, "Yes, the", 10);
+    ngx_voice_heard_audio(&h, 8 * 10 * MS, a);
+
+    ok(h.in_word, "cut inside \"there\"");
+    is(h.voiced, 7, "seven characters voiced");
+
+    ngx_voice_heard_cut(&h);
+
+    ok(!h.in_word, "the open word is forgotten");
+    is(h.voiced, 7 - 3, "its characters are no longer voiced");
+    is_mem(h.text, h.text_len, "Yes,", 4, "the text ends with the last whole word");
+    is(ngx_voice_heard_resume(S("Yes, there is"), h.voiced), 5,
+       "the resend starts at the cut word");
+
+    ngx_voice_heard_cut(&h);
+    is(h.voiced, 4, "a second cut with no open word changes nothing");
+
+    chunk(a, "there is", 10);
+    ngx_voice_heard_audio(&h, 8 * 10 * MS, a);
+    ngx_voice_heard_end(&h);
+
+    is_mem(h.text, h.text_len, "Yes, there is", 13,
+           "the resent words follow, no \"thethere\"");
+    n = heard(&h, h.audio, &t);
+    is_mem(t, n, "Yes, there is", 13, "all heard at the end");
 }
