@@ -22,7 +22,8 @@ CODEC_SRCS    := src/ngx_voice_ws_codec.c src/ngx_voice_base64.c \
                  src/ngx_voice_twilio.c src/ngx_voice_json.c \
                  src/ngx_voice_http_parse.c src/ngx_voice_sse.c \
                  src/ngx_voice_openai.c src/ngx_voice_deepgram.c \
-                 src/ngx_voice_elevenlabs.c src/ngx_voice_heard.c
+                 src/ngx_voice_elevenlabs.c src/ngx_voice_heard.c \
+                 src/ngx_voice_form.c
 CODEC_HDRS    := $(CODEC_SRCS:.c=.h)
 MODULE_SRCS   := config ngx_voice_module.c $(wildcard src/*.c src/*.h)
 UNIT_SRCS     := $(wildcard t/unit/*.c t/unit/*.h)

@@ -71,6 +71,10 @@ static ngx_conf_num_bounds_t  ngx_voice_min_words_bounds = {
     ngx_conf_check_num_bounds, 0, 20
 };
 
+static ngx_conf_num_bounds_t  ngx_voice_reprompts_bounds = {
+    ngx_conf_check_num_bounds, 0, 10
+};
+
 static ngx_voice_bounds_t  ngx_voice_finalize_bounds = {
     ngx_voice_check_msec, 0, 10000
 };
@@ -153,6 +157,34 @@ static ngx_command_t  ngx_voice_commands[] = {
       ngx_voice_public_url,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_voice_loc_conf_t, public_url),
+      NULL },
+
+    { ngx_string("voice_twiml"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_voice_twiml,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("voice_twiml_stream_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_voice_twiml_stream_url,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("voice_twiml_parameter"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_voice_twiml_parameter,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("voice_twiml_after"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_voice_twiml_after,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("voice_echo_delay"),
@@ -280,6 +312,55 @@ static ngx_command_t  ngx_voice_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_voice_loc_conf_t, stt_finalize),
       &ngx_voice_finalize_bounds },
+
+    { ngx_string("voice_dtmf"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, dtmf),
+      NULL },
+
+    { ngx_string("voice_dtmf_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, dtmf_timeout),
+      &ngx_voice_timeout_bounds },
+
+    { ngx_string("voice_idle_reprompt"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, idle_reprompt),
+      NULL },
+
+    { ngx_string("voice_idle_reprompts"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, idle_reprompts),
+      &ngx_voice_reprompts_bounds },
+
+    { ngx_string("voice_reprompt"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, reprompt),
+      NULL },
+
+    { ngx_string("voice_goodbye"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, goodbye),
+      NULL },
+
+    { ngx_string("voice_max_duration"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, max_duration),
+      NULL },
 
     { ngx_string("voice_call_record"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -586,6 +667,10 @@ ngx_voice_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                       "voice_pipeline in location \"%V\" accepts "
                       "unauthenticated calls: no voice_twilio_auth_token "
                       "is set", &clcf->name);
+    }
+
+    if (ngx_voice_twiml_merge(cf, prev, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
     }
 
     return ngx_voice_conf_merge_providers(cf, prev, conf);

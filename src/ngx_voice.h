@@ -77,6 +77,12 @@ typedef struct {
     ngx_str_t                 auth_token;      /* Twilio auth token */
     ngx_str_t                 public_url;      /* wss://host[:port] base */
 
+    /* the voice webhook (voice_twiml) */
+    ngx_flag_t                twiml;
+    ngx_http_complex_value_t *twiml_stream_url; /* NULL: the default */
+    ngx_array_t              *twiml_params;    /* ngx_voice_twiml_param_t */
+    ngx_str_t                 twiml_after;     /* raw TwiML, or "" */
+
     ngx_msec_t                echo_delay;
     ngx_uint_t                echo_mark_every;
 
@@ -120,6 +126,13 @@ typedef struct {
     ngx_str_t                 llm_apology;
     ngx_msec_t                stt_finalize;    /* 0: off */
     ngx_str_t                 call_record;     /* directory, or "" */
+    ngx_flag_t                dtmf;            /* digits to the LLM */
+    ngx_msec_t                dtmf_timeout;    /* a pause ends them */
+    ngx_msec_t                idle_reprompt;   /* 0: off */
+    ngx_uint_t                idle_reprompts;  /* then goodbye */
+    ngx_str_t                 reprompt;
+    ngx_str_t                 goodbye;
+    ngx_msec_t                max_duration;    /* 0: off */
 
     ngx_str_t                 llm_url;
     ngx_array_t              *llm_backups;
@@ -255,6 +268,9 @@ char *ngx_voice_conf_merge_providers(ngx_conf_t *cf,
 
 /* ngx_voice_ws_server.c: the inbound RFC 6455 endpoint */
 ngx_int_t ngx_voice_ws_handler(ngx_http_request_t *r);
+ngx_table_elt_t *ngx_voice_header_out(ngx_http_request_t *r,
+    const char *name, const char *value);
+ngx_int_t ngx_voice_send_buf(ngx_http_request_t *r, ngx_buf_t *b);
 ngx_int_t ngx_voice_ws_send(ngx_voice_call_t *call, ngx_uint_t opcode,
     u_char *data, size_t len);
 u_char *ngx_voice_ws_frame_start(ngx_voice_call_t *call, ngx_uint_t opcode,
@@ -280,6 +296,23 @@ void ngx_voice_call_cleanup(ngx_voice_call_t *call);
 /* ngx_voice_auth.c: X-Twilio-Signature on the upgrade */
 ngx_int_t ngx_voice_auth_check(ngx_http_request_t *r,
     ngx_voice_loc_conf_t *vlcf);
+ngx_int_t ngx_voice_auth_verify(ngx_http_request_t *r,
+    ngx_voice_loc_conf_t *vlcf, ngx_str_t *scheme,
+    ngx_voice_tw_param_t *params, size_t n);
+void ngx_voice_auth_host(ngx_http_request_t *r, ngx_voice_loc_conf_t *vlcf,
+    ngx_str_t *host);
+
+/* ngx_voice_twiml.c: the voice webhook answered with TwiML */
+char *ngx_voice_twiml(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_voice_twiml_stream_url(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_voice_twiml_parameter(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_voice_twiml_after(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_voice_twiml_merge(ngx_conf_t *cf, ngx_voice_loc_conf_t *prev,
+    ngx_voice_loc_conf_t *conf);
+ngx_int_t ngx_voice_twiml_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 
 /* ngx_voice_outq.c */
 void ngx_voice_outq_init(ngx_voice_outq_t *q, ngx_pool_t *pool, size_t limit);

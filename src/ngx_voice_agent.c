@@ -43,13 +43,18 @@
 typedef enum {
     NGX_VOICE_BOT_GREETING = 0,
     NGX_VOICE_BOT_REPLY,
-    NGX_VOICE_BOT_APOLOGY
+    NGX_VOICE_BOT_APOLOGY,
+    NGX_VOICE_BOT_REPROMPT,
+    NGX_VOICE_BOT_GOODBYE
 } ngx_voice_bot_kind_e;
 
 
 static const char  *ngx_voice_bot_kinds[] = {
-    "greeting", "reply", "apology"
+    "greeting", "reply", "apology", "reprompt", "goodbye"
 };
+
+
+#define NGX_VOICE_AGENT_DTMF       32      /* digits of one entry */
 
 
 /* the bot's turn in progress: its text, its audio, what was heard */
@@ -101,6 +106,12 @@ typedef struct {
     uint64_t                  speech_end;     /* caller audio position */
     ngx_event_t               finalize;       /* voice_stt_finalize */
     ngx_event_t               watchdog;       /* a bot turn that stalls */
+    ngx_event_t               idle;           /* voice_idle_reprompt */
+    ngx_event_t               limit;          /* voice_max_duration */
+    ngx_event_t               dtmf_timer;     /* a pause ends the digits */
+    u_char                    digits[NGX_VOICE_AGENT_DTMF];
+    size_t                    ndigits;
+    ngx_uint_t                reprompts;      /* since the caller spoke */
 
     /* the conversation sent to the LLM; texts are ngx_alloc()'d */
     ngx_voice_oa_message_t    history[NGX_VOICE_AGENT_HISTORY];
@@ -120,6 +131,7 @@ typedef struct {
     ngx_msec_t                waiting_at;
     unsigned                  stopping:1;
     unsigned                  over:1;
+    unsigned                  hanging_up:1;   /* the goodbye is on */
 } ngx_voice_agent_t;
 
 
@@ -141,6 +153,15 @@ static void ngx_voice_agent_stt_closed(ngx_voice_stt_t *stt,
     ngx_voice_leg_error_e err);
 static void ngx_voice_agent_finalize(ngx_event_t *ev);
 static void ngx_voice_agent_watchdog(ngx_event_t *ev);
+static void ngx_voice_agent_idle(ngx_event_t *ev);
+static void ngx_voice_agent_limit(ngx_event_t *ev);
+static void ngx_voice_agent_dtmf_timer(ngx_event_t *ev);
+static void ngx_voice_agent_digits(ngx_voice_agent_t *a);
+static void ngx_voice_agent_heard_from(ngx_voice_agent_t *a);
+static void ngx_voice_agent_goodbye(ngx_voice_agent_t *a,
+    const char *reason);
+static void ngx_voice_agent_timer_init(ngx_voice_agent_t *a,
+    ngx_event_t *ev, ngx_event_handler_pt handler);
 static void ngx_voice_agent_progress(ngx_voice_agent_t *a);
 
 static void ngx_voice_agent_delta(ngx_voice_llm_t *llm, ngx_str_t *text);
@@ -165,6 +186,7 @@ static void ngx_voice_agent_say(ngx_voice_agent_t *a, u_char *text,
 static void ngx_voice_agent_say_text(ngx_voice_agent_t *a, u_char *text,
     size_t len, ngx_uint_t last);
 static void ngx_voice_agent_check_done(ngx_voice_agent_t *a);
+static void ngx_voice_agent_next(ngx_voice_agent_t *a);
 static void ngx_voice_agent_barge_in(ngx_voice_agent_t *a,
     const char *why);
 static void ngx_voice_agent_commit(ngx_voice_agent_t *a,
@@ -258,15 +280,16 @@ ngx_voice_agent_start(ngx_voice_call_t *call)
     a->conf = call->conf;
     call->mode_ctx = a;
 
-    a->finalize.handler = ngx_voice_agent_finalize;
-    a->finalize.data = a;
-    a->finalize.log = call->connection->log;
-    a->finalize.cancelable = 1;
+    ngx_voice_agent_timer_init(a, &a->finalize, ngx_voice_agent_finalize);
+    ngx_voice_agent_timer_init(a, &a->watchdog, ngx_voice_agent_watchdog);
+    ngx_voice_agent_timer_init(a, &a->idle, ngx_voice_agent_idle);
+    ngx_voice_agent_timer_init(a, &a->limit, ngx_voice_agent_limit);
+    ngx_voice_agent_timer_init(a, &a->dtmf_timer,
+                               ngx_voice_agent_dtmf_timer);
 
-    a->watchdog.handler = ngx_voice_agent_watchdog;
-    a->watchdog.data = a;
-    a->watchdog.log = call->connection->log;
-    a->watchdog.cancelable = 1;
+    if (a->conf->max_duration) {
+        ngx_add_timer(&a->limit, a->conf->max_duration);
+    }
 
     a->rec = ngx_voice_record_create(call);
 
@@ -327,10 +350,202 @@ ngx_voice_agent_media(ngx_voice_call_t *call, u_char *audio, size_t len)
 }
 
 
+/*
+ * Keypad digits are caller input too: collected until "#" or a pause of
+ * voice_dtmf_timeout, then they make a turn of their own.  A key
+ * pressed over the agent interrupts it, as speech does.
+ */
+
 static ngx_int_t
 ngx_voice_agent_dtmf(ngx_voice_call_t *call, u_char digit)
 {
+    ngx_voice_agent_t  *a;
+
+    a = call->mode_ctx;
+
+    if (!a->conf->dtmf || a->over || a->stopping || a->hanging_up) {
+        return NGX_OK;
+    }
+
+    ngx_voice_agent_heard_from(a);
+    ngx_voice_agent_barge_in(a, "DTMF");
+
+    if (digit == '#') {
+        ngx_voice_agent_digits(a);
+        return NGX_OK;
+    }
+
+    if (a->ndigits < NGX_VOICE_AGENT_DTMF) {
+        a->digits[a->ndigits++] = digit;
+    }
+
+    ngx_add_timer(&a->dtmf_timer, a->conf->dtmf_timeout);
+
     return NGX_OK;
+}
+
+
+static void
+ngx_voice_agent_dtmf_timer(ngx_event_t *ev)
+{
+    ngx_voice_agent_digits(ev->data);
+}
+
+
+/* the digits become the caller's words: "Keypad: 1234" */
+
+static void
+ngx_voice_agent_digits(ngx_voice_agent_t *a)
+{
+    u_char  *p, *last;
+
+    if (a->dtmf_timer.timer_set) {
+        ngx_del_timer(&a->dtmf_timer);
+    }
+
+    if (a->ndigits == 0 || a->over) {
+        return;
+    }
+
+    p = a->user + a->user_len;
+    last = a->user + NGX_VOICE_AGENT_TEXT - 1;
+
+    if (a->user_len && p < last) {
+        *p++ = ' ';
+    }
+
+    p = ngx_slprintf(p, last, "Keypad: %*s", a->ndigits, a->digits);
+
+    a->user_len = p - a->user;
+    a->ndigits = 0;
+    a->speech_end = 0;
+
+    ngx_voice_agent_user_turn(a, "DTMF");
+}
+
+
+/* the caller spoke or pressed a key: no reprompt is due */
+
+static void
+ngx_voice_agent_heard_from(ngx_voice_agent_t *a)
+{
+    a->reprompts = 0;
+
+    if (a->idle.timer_set) {
+        ngx_del_timer(&a->idle);
+    }
+}
+
+
+/* voice_idle_reprompt: silence after the agent's turn */
+
+static void
+ngx_voice_agent_idle(ngx_event_t *ev)
+{
+    ngx_voice_agent_t  *a;
+
+    a = ev->data;
+
+    if (a->over || a->stopping || a->hanging_up || a->bot.active
+        || a->user_len || a->interim)
+    {
+        return;
+    }
+
+    if (a->reprompts++ >= a->conf->idle_reprompts) {
+        ngx_log_error(NGX_LOG_INFO, ev->log, 0,
+                      "voice: the caller is silent after %ui reprompt(s): "
+                      "saying goodbye", a->conf->idle_reprompts);
+
+        ngx_voice_agent_goodbye(a, "caller silent");
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, ev->log, 0,
+                  "voice: the caller is silent: reprompt %ui of %ui",
+                  a->reprompts, a->conf->idle_reprompts);
+
+    ngx_voice_agent_bot_begin(a, NGX_VOICE_BOT_REPROMPT, a->turns, 1);
+    a->bot.text_done = 1;
+    ngx_voice_agent_say(a, a->conf->reprompt.data, a->conf->reprompt.len, 1);
+}
+
+
+/* voice_max_duration: the call ends politely */
+
+static void
+ngx_voice_agent_limit(ngx_event_t *ev)
+{
+    ngx_voice_agent_t  *a;
+
+    a = ev->data;
+
+    if (a->over || a->stopping || a->hanging_up) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, ev->log, 0,
+                  "voice: the call reached voice_max_duration: saying "
+                  "goodbye");
+
+    ngx_voice_agent_goodbye(a, "max duration");
+}
+
+
+/*
+ * The agent ends the call: what it was saying stops (kept as heard),
+ * the goodbye cannot be interrupted, and once its last word has been
+ * heard the stream is closed (Twilio then runs the TwiML after it).
+ */
+
+static void
+ngx_voice_agent_goodbye(ngx_voice_agent_t *a, const char *reason)
+{
+    ngx_voice_bot_t  *bot;
+
+    bot = &a->bot;
+
+    a->hanging_up = 1;
+    a->end_reason = reason;
+
+    if (a->idle.timer_set) {
+        ngx_del_timer(&a->idle);
+    }
+
+    if (bot->active) {
+        bot->cleared = 1;
+
+        if (bot->sent) {
+            (void) ngx_voice_call_send_clear(a->call);
+        }
+
+        if (a->llm.state != NGX_VOICE_LLM_IDLE) {
+            ngx_voice_llm_cancel(&a->llm);
+        }
+
+        if (a->tts_on) {
+            (void) ngx_voice_tts_cancel(&a->tts);
+        }
+
+        ngx_voice_agent_commit(a, 1);
+    }
+
+    ngx_voice_agent_bot_begin(a, NGX_VOICE_BOT_GOODBYE, a->turns, 0);
+    a->bot.text_done = 1;
+    ngx_voice_agent_say(a, a->conf->goodbye.data, a->conf->goodbye.len, 1);
+}
+
+
+static void
+ngx_voice_agent_timer_init(ngx_voice_agent_t *a, ngx_event_t *ev,
+    ngx_event_handler_pt handler)
+{
+    ev->handler = handler;
+    ev->data = a;
+    ev->log = a->call->connection->log;
+
+    /* the call's own connection keeps the worker; timers need not */
+    ev->cancelable = 1;
 }
 
 
@@ -459,6 +674,20 @@ ngx_voice_agent_cleanup(ngx_voice_call_t *call)
         ngx_del_timer(&a->watchdog);
     }
 
+    if (a->idle.timer_set) {
+        ngx_del_timer(&a->idle);
+    }
+
+    if (a->limit.timer_set) {
+        ngx_del_timer(&a->limit);
+    }
+
+    if (a->dtmf_timer.timer_set) {
+        ngx_del_timer(&a->dtmf_timer);
+    }
+
+    a->over = 1;
+
     if (a->end_reason == NULL) {
         a->end_reason = (call->peer_close_code
                          && call->peer_close_code
@@ -539,6 +768,8 @@ ngx_voice_agent_speech(ngx_voice_stt_t *stt)
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, stt->call->connection->log, 0,
                    "voice %V: caller started speaking", &stt->call->id);
 
+    ngx_voice_agent_heard_from(a);
+
     /* voice_barge_in_min_words 0: the voice alone interrupts */
     if (a->conf->barge_in_min_words == 0) {
         ngx_voice_agent_barge_in(a, "speech started");
@@ -566,6 +797,7 @@ ngx_voice_agent_result(ngx_voice_stt_t *stt, ngx_voice_stt_result_t *res)
                        &res->text);
 
         a->interim = 1;
+        ngx_voice_agent_heard_from(a);
 
         if (a->conf->stt_finalize) {
             ngx_add_timer(&a->finalize, a->conf->stt_finalize);
@@ -725,6 +957,8 @@ ngx_voice_agent_user_turn(ngx_voice_agent_t *a, const char *why)
 
     ended = ngx_current_msec;
 
+    ngx_voice_agent_heard_from(a);
+
     if (a->user_waiting) {
         a->user_waiting = 0;
         why = a->waiting_why;
@@ -773,7 +1007,7 @@ ngx_voice_agent_user_turn(ngx_voice_agent_t *a, const char *why)
     a->user_len = 0;
 
     /* the caller hung up, or we are ending the call: nothing to answer */
-    if (a->stopping || a->over) {
+    if (a->stopping || a->over || a->hanging_up) {
         return;
     }
 
@@ -969,6 +1203,35 @@ ngx_voice_agent_watchdog(ngx_event_t *ev)
     if (a->user_waiting && a->user_len && !a->stopping) {
         ngx_voice_agent_user_turn(a, a->waiting_why);
     }
+
+    ngx_voice_agent_next(a);
+}
+
+
+/*
+ * After a bot turn: the goodbye has been heard (hang up), or the
+ * caller's turn is due (the idle reprompt starts counting).
+ */
+
+static void
+ngx_voice_agent_next(ngx_voice_agent_t *a)
+{
+    if (a->over || a->stopping || a->bot.active) {
+        return;
+    }
+
+    if (a->hanging_up) {
+        ngx_log_error(NGX_LOG_INFO, a->call->connection->log, 0,
+                      "voice: goodbye heard, ending the call (%s)",
+                      a->end_reason);
+
+        ngx_voice_agent_end(a, NGX_VOICE_WS_CLOSE_NORMAL, "call ended");
+        return;
+    }
+
+    if (a->conf->idle_reprompt && a->user_len == 0 && !a->interim) {
+        ngx_add_timer(&a->idle, a->conf->idle_reprompt);
+    }
 }
 
 
@@ -992,6 +1255,8 @@ ngx_voice_agent_check_done(ngx_voice_agent_t *a)
     if (a->user_waiting && a->user_len && !a->over && !a->stopping) {
         ngx_voice_agent_user_turn(a, a->waiting_why);
     }
+
+    ngx_voice_agent_next(a);
 }
 
 

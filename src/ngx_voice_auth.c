@@ -5,7 +5,9 @@
  * URL it connected to; behind a proxy that URL is not what nginx sees,
  * so voice_public_url gives its base.  Like Twilio's own helpers, the
  * URL is tried as given, and with the default port removed or added.
- * The token and the received signature never reach a log line.
+ * The voice webhook (voice_twiml) is checked here too, over https://
+ * and its form fields.  The token and the received signature never
+ * reach a log line.
  */
 
 
@@ -14,14 +16,50 @@
 
 static ngx_table_elt_t *ngx_voice_auth_header(ngx_http_request_t *r);
 static ngx_int_t ngx_voice_auth_try(ngx_voice_loc_conf_t *vlcf,
-    ngx_str_t *sig, ngx_str_t *host, ngx_str_t *uri, ngx_str_t *port);
+    ngx_str_t *sig, ngx_str_t *scheme, ngx_str_t *host, ngx_str_t *port,
+    ngx_str_t *uri, ngx_voice_tw_param_t *params, size_t n);
 
 
 ngx_int_t
 ngx_voice_auth_check(ngx_http_request_t *r, ngx_voice_loc_conf_t *vlcf)
 {
+    static ngx_str_t  wss = ngx_string("wss://");
+
+    return ngx_voice_auth_verify(r, vlcf, &wss, NULL, 0);
+}
+
+
+/* voice_public_url is "wss://host[:port]": only its host is used */
+
+void
+ngx_voice_auth_host(ngx_http_request_t *r, ngx_voice_loc_conf_t *vlcf,
+    ngx_str_t *host)
+{
+    if (vlcf->public_url.len) {
+        host->data = vlcf->public_url.data + sizeof("wss://") - 1;
+        host->len = vlcf->public_url.len - (sizeof("wss://") - 1);
+
+    } else if (r->headers_in.host) {
+        *host = r->headers_in.host->value;
+
+    } else {
+        *host = r->headers_in.server;
+    }
+}
+
+
+/*
+ * The one place the signed URL is rebuilt, for the upgrade (wss://, no
+ * parameters) and the voice webhook (https://, its form fields): the
+ * public base or the Host, then the request's URI with its query.
+ */
+
+ngx_int_t
+ngx_voice_auth_verify(ngx_http_request_t *r, ngx_voice_loc_conf_t *vlcf,
+    ngx_str_t *scheme, ngx_voice_tw_param_t *params, size_t n)
+{
     u_char           *colon;
-    ngx_str_t         host, hostname, port, none, p443;
+    ngx_str_t         host, hostname, port, none, p443, *uri;
     ngx_table_elt_t  *h;
 
     if (vlcf->auth_token.len == 0) {
@@ -36,16 +74,9 @@ ngx_voice_auth_check(ngx_http_request_t *r, ngx_voice_loc_conf_t *vlcf)
         return NGX_HTTP_FORBIDDEN;
     }
 
-    if (vlcf->public_url.len) {
-        host.data = vlcf->public_url.data + sizeof("wss://") - 1;
-        host.len = vlcf->public_url.len - (sizeof("wss://") - 1);
+    ngx_voice_auth_host(r, vlcf, &host);
 
-    } else if (r->headers_in.host) {
-        host = r->headers_in.host->value;
-
-    } else {
-        host = r->headers_in.server;
-    }
+    uri = &r->unparsed_uri;
 
     ngx_str_null(&none);
     ngx_str_set(&p443, ":443");
@@ -59,27 +90,29 @@ ngx_voice_auth_check(ngx_http_request_t *r, ngx_voice_loc_conf_t *vlcf)
                  && colon[1] == ':') ? colon + 1 : NULL;
     }
 
+    /* like Twilio's helpers: as given, then the default port toggled */
+
     if (colon) {
         hostname.data = host.data;
         hostname.len = colon - host.data;
         port.data = colon;
         port.len = host.data + host.len - colon;
 
-        if (ngx_voice_auth_try(vlcf, &h->value, &hostname, &r->unparsed_uri,
-                               &port)
+        if (ngx_voice_auth_try(vlcf, &h->value, scheme, &hostname, &port,
+                               uri, params, n)
             == NGX_OK
-            || ngx_voice_auth_try(vlcf, &h->value, &hostname,
-                                  &r->unparsed_uri, &none)
+            || ngx_voice_auth_try(vlcf, &h->value, scheme, &hostname, &none,
+                                  uri, params, n)
                == NGX_OK)
         {
             return NGX_OK;
         }
 
-    } else if (ngx_voice_auth_try(vlcf, &h->value, &host, &r->unparsed_uri,
-                                  &none)
+    } else if (ngx_voice_auth_try(vlcf, &h->value, scheme, &host, &none,
+                                  uri, params, n)
                == NGX_OK
-               || ngx_voice_auth_try(vlcf, &h->value, &host,
-                                     &r->unparsed_uri, &p443)
+               || ngx_voice_auth_try(vlcf, &h->value, scheme, &host, &p443,
+                                     uri, params, n)
                   == NGX_OK)
     {
         return NGX_OK;
@@ -87,8 +120,7 @@ ngx_voice_auth_check(ngx_http_request_t *r, ngx_voice_loc_conf_t *vlcf)
 
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                   "voice: X-Twilio-Signature does not match "
-                  "\"wss://%V%V\", refusing the call", &host,
-                  &r->unparsed_uri);
+                  "\"%V%V%V\", refusing the call", scheme, &host, uri);
 
     return NGX_HTTP_FORBIDDEN;
 }
@@ -128,7 +160,8 @@ ngx_voice_auth_header(ngx_http_request_t *r)
 
 static ngx_int_t
 ngx_voice_auth_try(ngx_voice_loc_conf_t *vlcf, ngx_str_t *sig,
-    ngx_str_t *host, ngx_str_t *uri, ngx_str_t *port)
+    ngx_str_t *scheme, ngx_str_t *host, ngx_str_t *port, ngx_str_t *uri,
+    ngx_voice_tw_param_t *params, size_t n)
 {
     u_char  *url, *p;
     size_t   len;
@@ -136,20 +169,20 @@ ngx_voice_auth_try(ngx_voice_loc_conf_t *vlcf, ngx_str_t *sig,
     u_char   expected[NGX_VOICE_TW_SIG_LEN];
     u_char   buf[1024];
 
-    len = sizeof("wss://") - 1 + host->len + port->len + uri->len;
+    len = scheme->len + host->len + port->len + uri->len;
 
     url = (len <= sizeof(buf)) ? buf : ngx_alloc(len, ngx_cycle->log);
     if (url == NULL) {
         return NGX_ERROR;
     }
 
-    p = ngx_cpymem(url, "wss://", sizeof("wss://") - 1);
+    p = ngx_cpymem(url, scheme->data, scheme->len);
     p = ngx_cpymem(p, host->data, host->len);
     p = ngx_cpymem(p, port->data, port->len);
     p = ngx_cpymem(p, uri->data, uri->len);
 
     ok = ngx_voice_tw_signature(expected, vlcf->auth_token.data,
-                                vlcf->auth_token.len, url, len, NULL, 0)
+                                vlcf->auth_token.len, url, len, params, n)
          == 0
          && ngx_voice_tw_signature_ok(expected, sig->data, sig->len);
 

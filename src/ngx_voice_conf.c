@@ -454,6 +454,11 @@ ngx_voice_conf_init_providers(ngx_voice_loc_conf_t *conf)
     conf->tts_schedule = NGX_CONF_UNSET_PTR;
     conf->tts_chunking = NGX_CONF_UNSET_UINT;
     conf->stt_finalize = NGX_CONF_UNSET_MSEC;
+    conf->dtmf = NGX_CONF_UNSET;
+    conf->dtmf_timeout = NGX_CONF_UNSET_MSEC;
+    conf->idle_reprompt = NGX_CONF_UNSET_MSEC;
+    conf->idle_reprompts = NGX_CONF_UNSET_UINT;
+    conf->max_duration = NGX_CONF_UNSET_MSEC;
 }
 
 
@@ -735,6 +740,22 @@ ngx_voice_conf_merge_providers(ngx_conf_t *cf, ngx_voice_loc_conf_t *prev,
                              "now. Could you say that again?");
     ngx_conf_merge_msec_value(conf->stt_finalize, prev->stt_finalize, 0);
     ngx_conf_merge_str_value(conf->call_record, prev->call_record, "");
+
+    if (conf->call_record.len
+        && ngx_conf_full_name(cf->cycle, &conf->call_record, 0) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_conf_merge_value(conf->dtmf, prev->dtmf, 1);
+    ngx_conf_merge_msec_value(conf->dtmf_timeout, prev->dtmf_timeout, 2000);
+    ngx_conf_merge_msec_value(conf->idle_reprompt, prev->idle_reprompt, 0);
+    ngx_conf_merge_uint_value(conf->idle_reprompts, prev->idle_reprompts, 2);
+    ngx_conf_merge_str_value(conf->reprompt, prev->reprompt,
+                             "Are you still there?");
+    ngx_conf_merge_str_value(conf->goodbye, prev->goodbye,
+                             "Thank you for calling. Goodbye.");
+    ngx_conf_merge_msec_value(conf->max_duration, prev->max_duration, 0);
 
     if (conf->backchannel == NGX_CONF_UNSET_PTR) {
         conf->backchannel = prev->backchannel;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ngx_voice_http_parse.h"
+#include "ngx_voice_json.h"
 
 
 enum {
@@ -54,7 +55,6 @@ static int ngx_voice_http_chunk_line(ngx_voice_http_parser_t *p);
 static int ngx_voice_http_eq(const char *a, size_t len, const char *lc);
 static int ngx_voice_http_tchar(unsigned char c);
 static int ngx_voice_http_vchar(unsigned char c);
-static int ngx_voice_http_hex(unsigned char c);
 static unsigned char *ngx_voice_http_cpy(unsigned char *p, const void *s,
     size_t len);
 
@@ -279,12 +279,12 @@ ngx_voice_http_parse(ngx_voice_http_parser_t *p, const unsigned char *in,
         switch (p->state) {
 
         case st_chunk_size:
-            if (ngx_voice_http_hex(c) >= 0) {
+            if (ngx_voice_hex(c) >= 0) {
                 if (p->remain > (UINT64_MAX >> 4)) {
                     return ngx_voice_http_fail(p, "chunk size overflow");
                 }
 
-                p->remain = (p->remain << 4) | ngx_voice_http_hex(c);
+                p->remain = (p->remain << 4) | ngx_voice_hex(c);
                 p->chunk_digits++;
                 break;
             }
@@ -1036,21 +1036,6 @@ ngx_voice_http_vchar(unsigned char c)
 }
 
 
-static int
-ngx_voice_http_hex(unsigned char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-
-    c |= 0x20;
-
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-
-    return -1;
-}
 
 
 static unsigned char *

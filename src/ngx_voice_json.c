@@ -11,11 +11,8 @@
 #include "ngx_voice_json.h"
 
 
-#define NGX_VOICE_UTF8_BAD         -1
-#define NGX_VOICE_UTF8_SHORT       -2
 
 
-static int ngx_voice_utf8_seq(const unsigned char *p, size_t avail);
 
 
 static const char  ngx_voice_json_hex[] = "0123456789abcdef";
@@ -157,7 +154,7 @@ ngx_voice_utf8_complete_len(const unsigned char *s, size_t len)
  * or _BAD (RFC 3629: no overlongs, surrogates or values past U+10FFFF).
  */
 
-static int
+int
 ngx_voice_utf8_seq(const unsigned char *p, size_t avail)
 {
     int            n, i;
@@ -207,6 +204,23 @@ ngx_voice_utf8_seq(const unsigned char *p, size_t avail)
     }
 
     return n;
+}
+
+
+int
+ngx_voice_hex(unsigned char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+
+    c |= 0x20;
+
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+
+    return -1;
 }
 
 

@@ -105,4 +105,19 @@ int ngx_voice_json_true(void *obj, const char *name);
 uint64_t ngx_voice_json_uint(double v);
 
 
+/*
+ * Length of the valid UTF-8 sequence of a non-ASCII lead byte at p, or
+ * NGX_VOICE_UTF8_SHORT when the bytes present are a valid beginning cut
+ * by the end, or NGX_VOICE_UTF8_BAD (RFC 3629: no overlongs, surrogates
+ * or values past U+10FFFF).
+ */
+#define NGX_VOICE_UTF8_BAD         -1
+#define NGX_VOICE_UTF8_SHORT       -2
+
+int ngx_voice_utf8_seq(const unsigned char *p, size_t avail);
+
+/* a hexadecimal digit's value, or -1 */
+int ngx_voice_hex(unsigned char c);
+
+
 #endif /* _NGX_VOICE_JSON_H_INCLUDED_ */

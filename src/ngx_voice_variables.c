@@ -37,6 +37,10 @@ static ngx_http_variable_t  ngx_voice_variables[] = {
     { ngx_string("voice_param_"), NULL, ngx_voice_variable_param,
       0, NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_PREFIX, 0 },
 
+    /* a field of the voice webhook's form, in voice_twiml locations */
+    { ngx_string("voice_form_"), NULL, ngx_voice_twiml_variable,
+      0, NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_PREFIX, 0 },
+
       ngx_http_null_variable
 };
 

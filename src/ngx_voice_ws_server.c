@@ -223,26 +223,38 @@ ngx_voice_ws_has_token(ngx_str_t *value, const char *token, size_t len)
 }
 
 
+/* a response header with static strings */
+
+ngx_table_elt_t *
+ngx_voice_header_out(ngx_http_request_t *r, const char *name,
+    const char *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NULL;
+    }
+
+    h->hash = 1;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+    h->key.data = (u_char *) name;
+    h->key.len = ngx_strlen(name);
+    h->value.data = (u_char *) value;
+    h->value.len = ngx_strlen(value);
+
+    return h;
+}
+
+
 static ngx_int_t
 ngx_voice_ws_reject(ngx_http_request_t *r, ngx_uint_t status,
     const char *name, const char *value)
 {
-    ngx_table_elt_t  *h;
-
-    if (name) {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        h->hash = 1;
-#if (nginx_version >= 1023000)
-        h->next = NULL;
-#endif
-        h->key.data = (u_char *) name;
-        h->key.len = ngx_strlen(name);
-        h->value.data = (u_char *) value;
-        h->value.len = ngx_strlen(value);
+    if (name && ngx_voice_header_out(r, name, value) == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     /* the connection may hold frames already: do not keep it alive */
@@ -257,9 +269,7 @@ ngx_voice_ws_reject(ngx_http_request_t *r, ngx_uint_t status,
 static ngx_int_t
 ngx_voice_ws_upgrade_required(ngx_http_request_t *r)
 {
-    ngx_int_t         rc;
-    ngx_buf_t        *b;
-    ngx_chain_t       out;
+    ngx_buf_t  *b;
 
     if (ngx_voice_ws_reject(r, 0, "Upgrade", "websocket") != 0) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -282,6 +292,19 @@ ngx_voice_ws_upgrade_required(ngx_http_request_t *r)
     r->headers_out.status = NGX_HTTP_UPGRADE_REQUIRED;
     ngx_str_set(&r->headers_out.status_line, "426 Upgrade Required");
     ngx_str_set(&r->headers_out.content_type, "text/plain");
+
+    return ngx_voice_send_buf(r, b);
+}
+
+
+/* a whole response: the headers set, the body in one buffer */
+
+ngx_int_t
+ngx_voice_send_buf(ngx_http_request_t *r, ngx_buf_t *b)
+{
+    ngx_int_t     rc;
+    ngx_chain_t   out;
+
     r->headers_out.content_length_n = b->last - b->pos;
 
     rc = ngx_http_send_header(r);
@@ -361,28 +384,14 @@ ngx_voice_ws_upgrade(ngx_http_request_t *r, ngx_str_t *key)
 
     /* 101 Switching Protocols */
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    if (ngx_voice_header_out(r, "Upgrade", "websocket") == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    h->hash = 1;
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-    ngx_str_set(&h->key, "Upgrade");
-    ngx_str_set(&h->value, "websocket");
-
-    h = ngx_list_push(&r->headers_out.headers);
+    h = ngx_voice_header_out(r, "Sec-WebSocket-Accept", "");
     if (h == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    h->hash = 1;
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-    ngx_str_set(&h->key, "Sec-WebSocket-Accept");
 
     h->value.data = ngx_pnalloc(r->pool, NGX_VOICE_WS_ACCEPT_LEN);
     if (h->value.data == NULL) {

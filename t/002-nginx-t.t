@@ -68,4 +68,15 @@ like($out, qr/\[emerg\].*value must be between 1024 and 16777216 in \S+nginx\.co
     like($out, qr/must hold a JSON array of tools/, 'and says so');
 }
 
+# voice_twiml: the webhook location is warned about like the stream
+($rc, $out) = nginx_t('location = /voice { voice_twiml; }');
+is($rc, 0, 'nginx -t passes with voice_twiml');
+like($out, qr/\[warn\].*voice_twiml in location "\/voice" answers unauthenticated webhooks/,
+     'nginx -t warns that webhooks are unauthenticated');
+
+($rc, $out) = nginx_t('location = /voice { voice_twiml; '
+                      . 'voice_twilio_auth_token sekrit-77bb; }');
+is($rc, 0, 'nginx -t passes with voice_twiml and a token');
+unlike($out, qr/unauthenticated|sekrit-77bb/, 'no warning, no token printed');
+
 done_testing();

@@ -613,6 +613,84 @@ push @S, {
     },
 };
 
+# DTMF: digits until "#", then digits until a pause, each a turn of
+# its own for the LLM
+push @S, {
+    name => 'dtmf', tls => 0,
+    greeting => 'Hi, this is Bella\'s.',
+    extra => 'voice_dtmf_timeout 1s;',
+    # "wait: bot" counts from the caller's last speech: fixed waits here
+    script => <<'END',
+wait: bot
+dtmf: 12#
+reply: You pressed one and two.
+wait: 4000
+dtmf: 7
+reply: You pressed seven.
+wait: 5000
+hangup
+END
+    check => sub {
+        my ($s) = @_;
+        my ($sum, $rec, $sim) = @$s{qw(summary record sim)};
+        my @rq = llm_requests($sim);
+        is(scalar @rq, 2, 'two LLM requests');
+        is_deeply(messages($rq[0])->[-1], [ user => 'Keypad: 12' ],
+                  'digits up to "#" reach the LLM as the caller\'s turn');
+        is_deeply(messages($rq[1])->[-1], [ user => 'Keypad: 7' ],
+                  'a digit then a pause: a turn too');
+        is_deeply([ map { $_->{end} } entries($rec, role => 'user') ], [ 'DTMF', 'DTMF' ],
+                  'record: both turns ended by DTMF');
+        is($rec->{counts}{dtmf}, 4, 'record: four DTMF messages');
+    },
+};
+
+# silence after the agent's turn: a reprompt, then the goodbye, then the
+# agent ends the call once the goodbye was heard
+push @S, {
+    name => 'idle reprompt', tls => 0, closed_by => 'server',
+    greeting => 'Hi, this is Bella\'s.',
+    extra => 'voice_idle_reprompt 1500ms; voice_idle_reprompts 1; '
+           . 'voice_reprompt "Are you still there?"; voice_goodbye "Goodbye for now.";',
+    script => "wait: bot\nwait: 15000\nhangup\n",
+    check => sub {
+        my ($s) = @_;
+        my ($sum, $rec, $sim) = @$s{qw(summary record sim)};
+        is_deeply(transcript($rec),
+                  [ [ assistant => 'greeting', 'Hi, this is Bella\'s.' ],
+                    [ assistant => 'reprompt', 'Are you still there?' ],
+                    [ assistant => 'goodbye', 'Goodbye for now.' ] ],
+                  'record: greeting, one reprompt, goodbye');
+        ok(!grep({ $_->{interrupted} } @{ $rec->{transcript} }), 'each heard in full');
+        is($rec->{end_reason}, 'caller silent', 'record: end reason');
+        is_deeply([ @{ $sum->{close} }{qw(code reason)} ], [ 1000, 'call ended' ],
+                  'the stream closed with 1000 after the goodbye');
+        is(scalar(llm_requests($sim)), 0, 'no LLM request');
+        cmp_ok(scalar @{ $sum->{bot_turns} }, '>=', 3, 'the caller heard all three');
+    },
+};
+
+# voice_max_duration: what the agent says is cut, the goodbye follows
+push @S, {
+    name => 'max duration', tls => 0, closed_by => 'server',
+    extra => 'voice_max_duration 5s; voice_goodbye "Sorry, our time is up. Goodbye.";',
+    sim_config => { llm => { token_ms => 150 } },
+    script => "say: What is on the menu tonight?\nreply: $LONG_REPLY\nwait: bot\nwait: 15000\nhangup\n",
+    check => sub {
+        my ($s) = @_;
+        my ($sum, $rec, $sim) = @$s{qw(summary record sim)};
+        my @a = entries($rec, role => 'assistant');
+        is(scalar @a, 2, 'record: the reply and the goodbye');
+        ok($a[0]{interrupted}, 'the reply was cut by the time limit');
+        is($a[1]{kind}, 'goodbye', 'then the goodbye');
+        ok(!$a[1]{interrupted}, 'heard in full');
+        is($rec->{end_reason}, 'max duration', 'record: end reason');
+        is($sum->{counts}{clears}, 1, 'the reply\'s audio was cleared');
+        is_deeply([ @{ $sum->{close} }{qw(code reason)} ], [ 1000, 'call ended' ],
+                  'the stream closed with 1000 after the goodbye');
+    },
+};
+
 # ---- run them: simulators, nginx, then all calls at once --------------------
 
 my $speech = VoiceSim::Speech->new(voice => 'en-us+f3');
@@ -667,7 +745,8 @@ for my $s (@S) {
         is($sum->{handshake}{status}, 101, 'the call was answered');
         is_deeply($sum->{violations}, [], 'no Twilio protocol violation');
         is_deeply($sum->{timeouts}, [], 'the caller never waited in vain');
-        is($sum->{close}{by}, 'caller', 'the caller hung up');
+        is($sum->{close}{by}, $s->{closed_by} // 'caller',
+           $s->{closed_by} ? 'the agent ended the call' : 'the caller hung up');
         $s->{check}->($s);
         is($s->{srv}->stop, '', 'valgrind clean') if $ENV{TEST_NGINX_USE_VALGRIND};
         $s->{srv}->stop;

@@ -13,6 +13,7 @@
 
 
 void test_heard(void);
+void test_form(void);
 
 static void tap_line(int pass, const char *fmt, va_list args);
 static void tap_where(const char *file, int line);
@@ -38,6 +39,7 @@ main(void)
     test_deepgram();
     test_elevenlabs();
     test_heard();
+    test_form();
 
     printf("1..%u\n", tap_count);
 
