@@ -217,6 +217,14 @@ struct ngx_voice_call_s {
     uint64_t                  last_sequence;
     uint64_t                  last_chunk;
 
+    /* the conversation's figures, for $voice_* variables (access_log) */
+    ngx_uint_t                turns;
+    ngx_uint_t                interruptions;
+    ngx_uint_t                latency_n;       /* turns timed */
+    ngx_msec_t                latency_sum;     /* end of speech to heard */
+    ngx_msec_t                latency_max;
+    const char               *end_reason;
+
     ngx_uint_t                close_code;      /* what we sent, if any */
     ngx_uint_t                peer_close_code;
 

@@ -746,6 +746,8 @@ ngx_voice_agent_cleanup(ngx_voice_call_t *call)
                   a->tts.ws.leg.connects, a->llm.requests,
                   a->llm.hc.leg.connects);
 
+    call->end_reason = a->end_reason;
+
     ngx_voice_record_finish(a->rec, a->end_reason, &a->n);
     a->rec = NULL;
 
@@ -966,6 +968,7 @@ ngx_voice_agent_user_turn(ngx_voice_agent_t *a, const char *why)
     }
 
     a->turns++;
+    a->call->turns = a->turns;
 
     ngx_log_error(NGX_LOG_INFO, log, 0,
                   "voice: caller turn %ui (%s): \"%*s\"", a->turns, why,
@@ -1296,6 +1299,7 @@ ngx_voice_agent_barge_in(ngx_voice_agent_t *a, const char *why)
     }
 
     a->n.barge_ins++;
+    a->call->interruptions++;
 
     ngx_log_error(NGX_LOG_INFO, a->call->connection->log, 0,
                   "voice: barge-in (%s): agent turn %ui interrupted after "
@@ -1315,6 +1319,7 @@ static void
 ngx_voice_agent_commit(ngx_voice_agent_t *a, ngx_uint_t interrupted)
 {
     size_t                  len, n;
+    ngx_msec_t              lat;
     uint64_t                pos, total;
     ngx_log_t              *log;
     const u_char           *heard;
@@ -1395,6 +1400,14 @@ ngx_voice_agent_commit(ngx_voice_agent_t *a, ngx_uint_t interrupted)
 
     if (bot->kind != NGX_VOICE_BOT_GREETING || bot->t.first_media) {
         ngx_voice_record_timing(a->rec, bot->turn, &bot->t, interrupted);
+    }
+
+    if (bot->t.speech_end && bot->t.first_heard) {
+        lat = bot->t.first_heard - bot->t.speech_end;
+
+        a->call->latency_n++;
+        a->call->latency_sum += lat;
+        a->call->latency_max = ngx_max(a->call->latency_max, lat);
     }
 
     if (n) {

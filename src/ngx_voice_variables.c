@@ -16,10 +16,20 @@
 #define NGX_VOICE_VAR_STREAM_SID   1
 #define NGX_VOICE_VAR_ACCOUNT_SID  2
 
+#define NGX_VOICE_VAR_TURNS          0
+#define NGX_VOICE_VAR_INTERRUPTIONS  1
+#define NGX_VOICE_VAR_DURATION       2
+#define NGX_VOICE_VAR_LATENCY_MEAN   3
+#define NGX_VOICE_VAR_LATENCY_MAX    4
+
 
 static ngx_int_t ngx_voice_variable_sid(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_voice_variable_param(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_voice_variable_figure(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_voice_variable_end_reason(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
 
@@ -33,6 +43,24 @@ static ngx_http_variable_t  ngx_voice_variables[] = {
 
     { ngx_string("voice_account_sid"), NULL, ngx_voice_variable_sid,
       NGX_VOICE_VAR_ACCOUNT_SID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("voice_turns"), NULL, ngx_voice_variable_figure,
+      NGX_VOICE_VAR_TURNS, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("voice_interruptions"), NULL, ngx_voice_variable_figure,
+      NGX_VOICE_VAR_INTERRUPTIONS, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("voice_duration"), NULL, ngx_voice_variable_figure,
+      NGX_VOICE_VAR_DURATION, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("voice_latency_mean"), NULL, ngx_voice_variable_figure,
+      NGX_VOICE_VAR_LATENCY_MEAN, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("voice_latency_max"), NULL, ngx_voice_variable_figure,
+      NGX_VOICE_VAR_LATENCY_MAX, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("voice_end_reason"), NULL, ngx_voice_variable_end_reason,
+      0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("voice_param_"), NULL, ngx_voice_variable_param,
       0, NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_PREFIX, 0 },
@@ -158,6 +186,88 @@ ngx_voice_variable_param(ngx_http_request_t *r, ngx_http_variable_value_t *v,
             break;
         }
     }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The call's figures so far (final in the access log): turns, barge-ins,
+ * duration in ms since the upgrade, and the mean and worst time from the
+ * caller's end of speech to the first sound of the answer, in ms.
+ */
+
+static ngx_int_t
+ngx_voice_variable_figure(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char            *p;
+    ngx_uint_t         n;
+    ngx_voice_call_t  *call;
+
+    call = ngx_voice_variable_call(r);
+
+    if (call == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    switch (data) {
+
+    case NGX_VOICE_VAR_TURNS:
+        n = call->turns;
+        break;
+
+    case NGX_VOICE_VAR_INTERRUPTIONS:
+        n = call->interruptions;
+        break;
+
+    case NGX_VOICE_VAR_DURATION:
+        n = ngx_current_msec - call->started;
+        break;
+
+    case NGX_VOICE_VAR_LATENCY_MEAN:
+        n = call->latency_n ? call->latency_sum / call->latency_n : 0;
+        break;
+
+    default: /* NGX_VOICE_VAR_LATENCY_MAX */
+        n = call->latency_max;
+        break;
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->data = p;
+    v->len = ngx_sprintf(p, "%ui", n) - p;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_voice_variable_end_reason(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_voice_call_t  *call;
+
+    call = ngx_voice_variable_call(r);
+
+    if (call == NULL || call->end_reason == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->data = (u_char *) call->end_reason;
+    v->len = ngx_strlen(call->end_reason);
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
 
     return NGX_OK;
 }

@@ -938,6 +938,15 @@ ngx_voice_ws_event_done(ngx_voice_call_t *call)
         ngx_voice_call_cleanup(call);
         call->state = NGX_VOICE_CALL_DONE;
 
+        /*
+         * After the closing handshake nothing more may come from the
+         * client: the connection closes now (and the access log line is
+         * written now), rather than lingering for its EOF.
+         */
+        if (call->close_received && call->close_sent) {
+            r->lingering_close = 0;
+        }
+
         ngx_http_finalize_request(r, rc);
     }
 }

@@ -179,6 +179,40 @@ sub timings_in_order {
     }
 }
 
+# the $voice_* variables in the access log agree with the call record
+sub access_log_line {
+    my ($s) = @_;
+    my ($sum, $rec) = @$s{qw(summary record)};
+    my $file = $s->{srv}->dir . '/logs/voice.log';
+    my ($line) = grep { /^\Q$sum->{call_sid}\E / } do {
+        open my $fh, '<', $file or return fail("no $file");
+        <$fh>;
+    };
+    ok($line, "$s->{name}: the access log has the call")
+        or return diag("$file: " . (-s $file // 'missing') . "\n" . `cat $file`
+                       . `grep -c . $s->{srv}{dir}/logs/access.log`);
+    my %f = $line =~ /(\w+)=("[^"]*"|\S+)/g;
+    s/^"|"$//g for values %f;
+    my $replies = grep { $_->{role} eq 'assistant' && $_->{kind} ne 'greeting' }
+                  @{ $rec->{transcript} };
+    is($f{turns}, $rec->{counts}{turns}, "$s->{name}: \$voice_turns");
+    is($f{interruptions}, $rec->{counts}{barge_ins}, "$s->{name}: \$voice_interruptions");
+    is($f{end}, $rec->{end_reason}, "$s->{name}: \$voice_end_reason");
+    is($f{caller}, ($s->{params} // { caller => 'Dana' })->{caller},
+       "$s->{name}: \$voice_param_caller");
+    cmp_ok(abs($f{duration} - $rec->{duration_ms}), '<', 2000,
+           "$s->{name}: \$voice_duration ($f{duration} ms) is the call's");
+    my ($mean, $max) = split m{/}, $f{latency};
+    my @lat = grep { defined } map { $_->{latency_ms}{total} }
+              grep { defined $_->{timings_ms}{first_heard} } @{ $rec->{turns} };
+    if (@lat) {
+        cmp_ok($mean, '>', 0, "$s->{name}: \$voice_latency_mean");
+        cmp_ok($max, '>=', $mean, "$s->{name}: \$voice_latency_max >= mean");
+    } else {
+        is($f{latency}, '0/0', "$s->{name}: no timed turn, latency 0/0");
+    }
+}
+
 sub clean_log {
     my ($s) = @_;
     my $log = $s->{srv}->error_log;
@@ -707,7 +741,12 @@ for my $s (@S) {
                                      script => $s->{script_file}, key => $KEY,
                                      config => $s->{sim_config} // {});
     $s->{srv} = VoiceTest::Nginx::Server->start(
-        server => location($s->{sim}, records => $s->{records}, %$s));
+        server => location($s->{sim}, records => $s->{records}, %$s),
+        http => 'log_format voice "$voice_call_sid turns=$voice_turns '
+              . 'interruptions=$voice_interruptions duration=$voice_duration '
+              . 'latency=$voice_latency_mean/$voice_latency_max '
+              . 'end=\\"$voice_end_reason\\" caller=$voice_param_caller"; '
+              . 'access_log logs/voice.log voice;');
 }
 
 # all at once; under valgrind nginx is slow, so two at a time
@@ -750,6 +789,7 @@ for my $s (@S) {
         $s->{check}->($s);
         is($s->{srv}->stop, '', 'valgrind clean') if $ENV{TEST_NGINX_USE_VALGRIND};
         $s->{srv}->stop;
+        access_log_line($s);
         clean_log($s);
         note(VoiceSim::Caller->format_summary($sum)) unless Test::More->builder->is_passing;
     };
