@@ -362,6 +362,20 @@ static ngx_command_t  ngx_voice_commands[] = {
       offsetof(ngx_voice_loc_conf_t, max_duration),
       NULL },
 
+    { ngx_string("voice_end_call"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, end_call),
+      NULL },
+
+    { ngx_string("voice_hangup_phrase"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_voice_conf_regex,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, hangup_phrase),
+      NULL },
+
     { ngx_string("voice_call_record"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,

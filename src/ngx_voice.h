@@ -133,6 +133,8 @@ typedef struct {
     ngx_str_t                 reprompt;
     ngx_str_t                 goodbye;
     ngx_msec_t                max_duration;    /* 0: off */
+    ngx_flag_t                end_call;        /* the built-in tool */
+    ngx_regex_t              *hangup_phrase;   /* in a reply: hang up */
 
     ngx_str_t                 llm_url;
     ngx_array_t              *llm_backups;

@@ -195,6 +195,8 @@ static uint64_t ngx_voice_agent_position(ngx_voice_bot_t *bot);
 static ngx_uint_t ngx_voice_agent_backchannel(ngx_voice_agent_t *a,
     ngx_str_t *text);
 static ngx_uint_t ngx_voice_agent_words(ngx_str_t *text);
+static ngx_uint_t ngx_voice_agent_match(ngx_voice_agent_t *a,
+    ngx_regex_t *re, ngx_str_t *text);
 static size_t ngx_voice_agent_nonblank(const u_char *text, size_t len);
 static void ngx_voice_agent_remember(ngx_voice_agent_t *a,
     const char *role, u_char *text, size_t len);
@@ -1437,13 +1439,20 @@ ngx_voice_agent_position(ngx_voice_bot_t *bot)
 static ngx_uint_t
 ngx_voice_agent_backchannel(ngx_voice_agent_t *a, ngx_str_t *text)
 {
-    ngx_int_t  rc;
-
     if (a->conf->backchannel == NULL) {
         return 0;
     }
 
-    rc = ngx_regex_exec(a->conf->backchannel, text, NULL, 0);
+    return ngx_voice_agent_match(a, a->conf->backchannel, text);
+}
+
+
+static ngx_uint_t
+ngx_voice_agent_match(ngx_voice_agent_t *a, ngx_regex_t *re, ngx_str_t *text)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_regex_exec(re, text, NULL, 0);
 
     if (rc < NGX_REGEX_NO_MATCHED) {
         ngx_log_error(NGX_LOG_ALERT, a->call->connection->log, 0,
@@ -1581,6 +1590,7 @@ ngx_voice_agent_delta(ngx_voice_llm_t *llm, ngx_str_t *text)
 static void
 ngx_voice_agent_reply(ngx_voice_llm_t *llm, ngx_uint_t finish)
 {
+    ngx_str_t               text;
     ngx_uint_t              i;
     ngx_log_t              *log;
     ngx_voice_bot_t        *bot;
@@ -1609,6 +1619,19 @@ ngx_voice_agent_reply(ngx_voice_llm_t *llm, ngx_uint_t finish)
     for (i = 0; finish == NGX_VOICE_OA_FINISH_TOOL_CALLS && i < s->ncalls;
          i++)
     {
+        if (a->conf->end_call
+            && s->calls[i].name_len == sizeof("end_call") - 1
+            && ngx_strncmp(s->calls[i].name, "end_call",
+                           sizeof("end_call") - 1)
+               == 0)
+        {
+            ngx_log_error(NGX_LOG_INFO, log, 0,
+                          "voice: the LLM ends the call (end_call)");
+            a->hanging_up = 1;
+            a->end_reason = "agent ended the call";
+            continue;
+        }
+
         ngx_log_error(NGX_LOG_WARN, log, 0,
                       "voice: assistant tool call %*s not run: no tool "
                       "is configured", s->calls[i].name_len,
@@ -1616,6 +1639,30 @@ ngx_voice_agent_reply(ngx_voice_llm_t *llm, ngx_uint_t finish)
     }
 
     bot->text_done = 1;
+
+    if (!a->hanging_up && bot->text_len && a->conf->hangup_phrase) {
+        text.data = bot->text;
+        text.len = bot->text_len;
+
+        if (ngx_voice_agent_match(a, a->conf->hangup_phrase, &text)) {
+            ngx_log_error(NGX_LOG_INFO, log, 0,
+                          "voice: the reply ends the call "
+                          "(voice_hangup_phrase)");
+            a->hanging_up = 1;
+            a->end_reason = "agent ended the call";
+        }
+    }
+
+    if (a->hanging_up) {
+        if (bot->text_len == 0) {
+            /* no words of its own: the configured goodbye */
+            ngx_voice_agent_goodbye(a, a->end_reason);
+            return;
+        }
+
+        /* this reply is the goodbye: heard in full, then the hang-up */
+        bot->interruptible = 0;
+    }
 
     if (bot->text_len == 0) {
         /* nothing to say: the turn is over at once */

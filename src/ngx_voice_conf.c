@@ -37,6 +37,8 @@ static ngx_int_t ngx_voice_conf_merge_text(ngx_conf_t *cf,
     char *def);
 static ngx_int_t ngx_voice_conf_tts_schedule(ngx_voice_loc_conf_t *conf,
     ngx_voice_tts_conf_t *tc);
+static ngx_int_t ngx_voice_conf_end_call(ngx_conf_t *cf,
+    ngx_voice_loc_conf_t *conf);
 static ngx_int_t ngx_voice_conf_llm(ngx_conf_t *cf,
     ngx_voice_loc_conf_t *conf);
 
@@ -459,6 +461,8 @@ ngx_voice_conf_init_providers(ngx_voice_loc_conf_t *conf)
     conf->idle_reprompt = NGX_CONF_UNSET_MSEC;
     conf->idle_reprompts = NGX_CONF_UNSET_UINT;
     conf->max_duration = NGX_CONF_UNSET_MSEC;
+    conf->end_call = NGX_CONF_UNSET;
+    conf->hangup_phrase = NGX_CONF_UNSET_PTR;
 }
 
 
@@ -666,6 +670,14 @@ ngx_voice_conf_merge_providers(ngx_conf_t *cf, ngx_voice_loc_conf_t *prev,
     ngx_conf_merge_msec_value(conf->llm_timeout, prev->llm_timeout, 5000);
     ngx_conf_merge_str_value(conf->llm_ssl_name, prev->llm_ssl_name, "");
     ngx_conf_merge_str_value(conf->llm_tools, prev->llm_tools, "");
+
+    /* once, where the agent runs: the levels above would add it again */
+    if (conf->end_call == 1 && conf->mode == &ngx_voice_agent_mode
+        && ngx_voice_conf_end_call(cf, conf) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
     if (ngx_voice_conf_merge_text(cf, &conf->system_prompt,
                                   prev->system_prompt,
                                   "You are a helpful phone agent. Answer in "
@@ -756,6 +768,8 @@ ngx_voice_conf_merge_providers(ngx_conf_t *cf, ngx_voice_loc_conf_t *prev,
     ngx_conf_merge_str_value(conf->goodbye, prev->goodbye,
                              "Thank you for calling. Goodbye.");
     ngx_conf_merge_msec_value(conf->max_duration, prev->max_duration, 0);
+    ngx_conf_merge_value(conf->end_call, prev->end_call, 0);
+    ngx_conf_merge_ptr_value(conf->hangup_phrase, prev->hangup_phrase, NULL);
 
     if (conf->backchannel == NGX_CONF_UNSET_PTR) {
         conf->backchannel = prev->backchannel;
@@ -1251,6 +1265,67 @@ ngx_voice_conf_tts_schedule(ngx_voice_loc_conf_t *conf,
     }
 
     tc->nschedule = conf->tts_schedule->nelts;
+
+    return NGX_OK;
+}
+
+
+/*
+ * voice_end_call: the built-in "end_call" function joins the tools sent
+ * with every request (voice_llm_tools' array, or a new one).
+ */
+
+static ngx_int_t
+ngx_voice_conf_end_call(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf)
+{
+    char    *json;
+    cJSON   *tools, *tool;
+    size_t   len;
+
+    static const char  end_call[] =
+        "{\"type\":\"function\",\"function\":{\"name\":\"end_call\","
+        "\"description\":\"Ends the phone call. Say goodbye in the same "
+        "reply, before calling it.\",\"parameters\":{\"type\":\"object\","
+        "\"properties\":{}}}}";
+
+    if (conf->llm_tools.len) {
+        tools = cJSON_ParseWithLength((char *) conf->llm_tools.data,
+                                      conf->llm_tools.len);
+    } else {
+        tools = cJSON_CreateArray();
+    }
+
+    tool = cJSON_Parse(end_call);
+
+    if (tools == NULL || tool == NULL || !cJSON_IsArray(tools)
+        || !cJSON_AddItemToArray(tools, tool))
+    {
+        cJSON_Delete(tools);
+        cJSON_Delete(tool);
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "cannot add the end_call tool");
+        return NGX_ERROR;
+    }
+
+    json = cJSON_PrintUnformatted(tools);
+    cJSON_Delete(tools);
+
+    if (json == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = ngx_strlen(json);
+
+    conf->llm_tools.data = ngx_pnalloc(cf->pool, len);
+    if (conf->llm_tools.data == NULL) {
+        cJSON_free(json);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(conf->llm_tools.data, json, len);
+    conf->llm_tools.len = len;
+
+    cJSON_free(json);
 
     return NGX_OK;
 }

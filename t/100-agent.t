@@ -725,6 +725,51 @@ push @S, {
     },
 };
 
+# the LLM ends the call with the built-in end_call tool: its words are
+# the goodbye, heard in full, then the stream closes
+push @S, {
+    name => 'end_call tool', tls => 0, closed_by => 'server',
+    extra => 'voice_end_call on;',
+    sim_config => { llm => { faults => [ { kind => 'tool_call', name => 'end_call',
+                                           arguments => {}, on_request => 2,
+                                           preamble => 'Thank you for calling, goodbye!' } ] } },
+    script => "say: I would like a table.\nreply: For how many people?\nwait: bot\n"
+            . "say: Actually, never mind.\nwait: bot\nwait: 6000\nhangup\n",
+    check => sub {
+        my ($s) = @_;
+        my ($sum, $rec, $sim) = @$s{qw(summary record sim)};
+        my @rq = llm_requests($sim);
+        is(scalar @rq, 2, 'two LLM requests');
+        is_deeply([ map { $_->{function}{name} } @{ $rq[0]{json}{tools} || [] } ], [ 'end_call' ],
+                  'the requests offer the end_call tool');
+        my @a = entries($rec, role => 'assistant');
+        is(squash($a[-1]{text}), 'Thank you for calling, goodbye!', 'the goodbye was the LLM\'s words');
+        ok(!$a[-1]{interrupted}, 'heard in full');
+        is($rec->{end_reason}, 'agent ended the call', 'record: end reason');
+        is_deeply([ @{ $sum->{close} }{qw(code reason)} ], [ 1000, 'call ended' ],
+                  'the stream closed with 1000 once it was heard');
+        is($sum->{counts}{clears}, 0, 'nothing cleared');
+    },
+};
+
+# voice_hangup_phrase: a reply that says goodbye ends the call
+push @S, {
+    name => 'hangup phrase', tls => 0, closed_by => 'server',
+    extra => 'voice_hangup_phrase "\\bgoodbye\\b";',
+    script => "say: That is all, thanks.\nreply: You are welcome. Goodbye!\nwait: bot\nwait: 6000\nhangup\n",
+    check => sub {
+        my ($s) = @_;
+        my ($sum, $rec, $sim) = @$s{qw(summary record sim)};
+        my @a = entries($rec, role => 'assistant');
+        is(squash($a[-1]{text}), 'You are welcome. Goodbye!', 'the reply was heard');
+        ok(!$a[-1]{interrupted}, 'in full');
+        is($rec->{end_reason}, 'agent ended the call', 'record: end reason');
+        is_deeply([ @{ $sum->{close} }{qw(code reason)} ], [ 1000, 'call ended' ],
+                  'the stream closed with 1000 after it');
+        ok(!defined((llm_requests($sim))[0]{json}{tools}), 'no tools offered without voice_end_call');
+    },
+};
+
 # ---- run them: simulators, nginx, then all calls at once --------------------
 
 my $speech = VoiceSim::Speech->new(voice => 'en-us+f3');
