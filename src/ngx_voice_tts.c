@@ -9,6 +9,10 @@
 #include "ngx_voice_tts.h"
 
 
+static ngx_int_t ngx_voice_tts_may_reconnect(ngx_voice_tts_t *tts,
+    ngx_voice_leg_error_e err);
+
+
 static ngx_voice_tts_ops_t  *ngx_voice_tts_vendors[] = {
     &ngx_voice_tts_elevenlabs_ops,      /* NGX_VOICE_TTS_ELEVENLABS */
     &ngx_voice_tts_aura_ops             /* NGX_VOICE_TTS_AURA */
@@ -85,9 +89,8 @@ ngx_voice_tts_abort(ngx_voice_tts_t *tts)
  * many attempts without audio in between.  Logged here, once.
  */
 
-ngx_int_t
-ngx_voice_tts_may_reconnect(ngx_voice_tts_t *tts, ngx_voice_leg_error_e err,
-    ngx_uint_t max)
+static ngx_int_t
+ngx_voice_tts_may_reconnect(ngx_voice_tts_t *tts, ngx_voice_leg_error_e err)
 {
     ngx_uint_t             level;
     ngx_voice_wsc_t       *ws;
@@ -96,7 +99,9 @@ ngx_voice_tts_may_reconnect(ngx_voice_tts_t *tts, ngx_voice_leg_error_e err,
     ws = &tts->ws;
     next = ngx_voice_endpoint_next(ws->leg.ep);
 
-    if (ngx_exiting || tts->refused || tts->retries++ >= max) {
+    if (ngx_exiting || tts->refused
+        || tts->retries++ >= NGX_VOICE_TTS_RETRIES)
+    {
         goto give_up;
     }
 
@@ -207,4 +212,45 @@ ngx_voice_tts_connect(ngx_voice_tts_t *tts, const char *auth)
     }
 
     return ngx_voice_wsc_connect(&tts->ws, &tts->ws.leg.ep->request);
+}
+
+
+/*
+ * The vendor's socket closed (connect: the vendor's reconnect): the end
+ * of a finishing socket, or a loss — the turn in progress is reported
+ * lost and the socket reopened at once, or given up.
+ */
+
+void
+ngx_voice_tts_lost(ngx_voice_tts_t *tts, ngx_voice_leg_error_e err,
+    ngx_int_t (*connect)(ngx_voice_tts_t *tts))
+{
+    ngx_uint_t  turn;
+
+    if (tts->finishing || tts->done) {
+        tts->done = 1;
+        tts->events->closed(tts, err);
+        return;
+    }
+
+    /* a turn in progress has lost its audio: let the pipeline move on */
+    turn = tts->turn;
+
+    if (turn && tts->ctx_open) {
+        tts->turn = 0;
+        tts->ctx_open = 0;
+        tts->events->done(tts, turn, 0);
+    }
+
+    if (ngx_voice_tts_may_reconnect(tts, err) != NGX_OK) {
+        tts->done = 1;
+        tts->events->closed(tts, err);
+        return;
+    }
+
+    /* reconnect now: the next turn must not wait for a handshake */
+    if (connect(tts) == NGX_ERROR) {
+        tts->done = 1;
+        tts->events->closed(tts, NGX_VOICE_LEG_ERR_CONNECT);
+    }
 }

@@ -26,6 +26,9 @@
 
 #define NGX_VOICE_TTS_TEXT_MAX     2048   /* text held for one turn */
 
+/* reconnects in a row without audio before giving up */
+#define NGX_VOICE_TTS_RETRIES      3
+
 
 typedef enum {
     NGX_VOICE_TTS_ELEVENLABS = 0,
@@ -126,8 +129,8 @@ ngx_int_t ngx_voice_tts_connect(ngx_voice_tts_t *tts, const char *auth);
 void ngx_voice_tts_new_turn(ngx_voice_tts_t *tts, ngx_uint_t turn);
 ngx_int_t ngx_voice_tts_hold(ngx_voice_tts_t *tts, u_char *text, size_t len,
     ngx_uint_t last, ngx_int_t (*push)(ngx_voice_tts_t *tts));
-ngx_int_t ngx_voice_tts_may_reconnect(ngx_voice_tts_t *tts,
-    ngx_voice_leg_error_e err, ngx_uint_t max);
+void ngx_voice_tts_lost(ngx_voice_tts_t *tts, ngx_voice_leg_error_e err,
+    ngx_int_t (*connect)(ngx_voice_tts_t *tts));
 
 
 extern ngx_voice_tts_ops_t  ngx_voice_tts_elevenlabs_ops;

@@ -16,7 +16,6 @@
 #include "ngx_voice_deepgram.h"
 
 
-#define NGX_VOICE_AURA_RETRIES      3
 #define NGX_VOICE_AURA_MAX_MESSAGE  (1024 * 1024)
 
 /*
@@ -414,39 +413,7 @@ ngx_voice_aura_text(ngx_voice_tts_t *tts, ngx_voice_ws_msg_t *msg)
 static void
 ngx_voice_aura_closed(ngx_voice_wsc_t *ws, ngx_voice_leg_error_e err)
 {
-    ngx_uint_t        turn;
-    ngx_voice_tts_t  *tts;
-
-    tts = ws->data;
-
-    if (tts->finishing || tts->done) {
-        tts->done = 1;
-        tts->events->closed(tts, err);
-        return;
-    }
-
-    /* a turn in progress has lost its audio: let the pipeline move on */
-    turn = tts->turn;
-
-    if (turn && tts->ctx_open) {
-        tts->turn = 0;
-        tts->ctx_open = 0;
-        tts->events->done(tts, turn, 0);
-    }
-
-    if (ngx_voice_tts_may_reconnect(tts, err, NGX_VOICE_AURA_RETRIES)
-        != NGX_OK)
-    {
-        tts->done = 1;
-        tts->events->closed(tts, err);
-        return;
-    }
-
-    /* reconnect now: the next turn must not wait for a handshake */
-    if (ngx_voice_aura_connect(tts) == NGX_ERROR) {
-        tts->done = 1;
-        tts->events->closed(tts, NGX_VOICE_LEG_ERR_CONNECT);
-    }
+    ngx_voice_tts_lost(ws->data, err, ngx_voice_aura_connect);
 }
 
 
