@@ -271,6 +271,8 @@ char *ngx_voice_conf_schedule(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_int_t ngx_voice_conf_text(ngx_voice_call_t *call,
     ngx_http_complex_value_t *cv, ngx_str_t *text);
 ngx_int_t ngx_voice_variables_add(ngx_conf_t *cf);
+void ngx_voice_variable_set(ngx_http_variable_value_t *v, u_char *data,
+    size_t len);
 void ngx_voice_conf_init_providers(ngx_voice_loc_conf_t *conf);
 char *ngx_voice_conf_merge_providers(ngx_conf_t *cf,
     ngx_voice_loc_conf_t *prev, ngx_voice_loc_conf_t *conf);

@@ -617,11 +617,7 @@ ngx_voice_twiml_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
         f = &ctx->fields[i];
 
         if (f->name_len == len && ngx_strncasecmp(f->name, p, len) == 0) {
-            v->data = f->value;
-            v->len = f->value_len;
-            v->valid = 1;
-            v->no_cacheable = 1;
-            v->not_found = 0;
+            ngx_voice_variable_set(v, (u_char *) f->value, f->value_len);
             break;
         }
     }

@@ -138,11 +138,7 @@ ngx_voice_variable_sid(ngx_http_request_t *r, ngx_http_variable_value_t *v,
         break;
     }
 
-    v->data = sid;
-    v->len = ngx_strlen(sid);
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
+    ngx_voice_variable_set(v, sid, ngx_strlen(sid));
 
     return NGX_OK;
 }
@@ -178,11 +174,7 @@ ngx_voice_variable_param(ngx_http_request_t *r, ngx_http_variable_value_t *v,
         if (kv[i].key.len == len
             && ngx_strncasecmp(kv[i].key.data, p, len) == 0)
         {
-            v->data = kv[i].value.data;
-            v->len = kv[i].value.len;
-            v->valid = 1;
-            v->no_cacheable = 1;
-            v->not_found = 0;
+            ngx_voice_variable_set(v, kv[i].value.data, kv[i].value.len);
             break;
         }
     }
@@ -240,11 +232,7 @@ ngx_voice_variable_figure(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    v->data = p;
-    v->len = ngx_sprintf(p, "%ui", n) - p;
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
+    ngx_voice_variable_set(v, p, ngx_sprintf(p, "%ui", n) - p);
 
     return NGX_OK;
 }
@@ -263,11 +251,21 @@ ngx_voice_variable_end_reason(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    v->data = (u_char *) call->end_reason;
-    v->len = ngx_strlen(call->end_reason);
+    ngx_voice_variable_set(v, (u_char *) call->end_reason,
+                           ngx_strlen(call->end_reason));
+
+    return NGX_OK;
+}
+
+
+/* a found, per-request value (the call's figures change as it runs) */
+
+void
+ngx_voice_variable_set(ngx_http_variable_value_t *v, u_char *data, size_t len)
+{
+    v->data = data;
+    v->len = len;
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;
-
-    return NGX_OK;
 }
