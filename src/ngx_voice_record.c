@@ -37,6 +37,9 @@ static void ngx_voice_record_gap(cJSON *obj, const char *name,
 static cJSON *ngx_voice_record_text(cJSON *obj, const char *name,
     u_char *text, size_t len);
 static void ngx_voice_record_write(ngx_voice_record_t *rec, char *json);
+static cJSON *ngx_voice_record_entry(ngx_voice_record_t *rec,
+    const char *role, ngx_uint_t turn, const char *kind, u_char *text,
+    size_t len);
 
 
 ngx_voice_record_t *
@@ -109,23 +112,11 @@ ngx_voice_record_user(ngx_voice_record_t *rec, ngx_uint_t turn, u_char *text,
 {
     cJSON  *e;
 
-    if (rec == NULL) {
-        return;
-    }
-
-    e = cJSON_CreateObject();
+    e = ngx_voice_record_entry(rec, "user", turn,
+                               backchannel ? "backchannel" : NULL, text, len);
     if (e == NULL) {
         return;
     }
-
-    (void) cJSON_AddStringToObject(e, "role", "user");
-    (void) cJSON_AddNumberToObject(e, "turn", (double) turn);
-
-    if (backchannel) {
-        (void) cJSON_AddStringToObject(e, "kind", "backchannel");
-    }
-
-    (void) ngx_voice_record_text(e, "text", text, len);
 
     /* when the words were final: a turn answered later says so too */
     ngx_voice_record_ms(rec, e, "t_ms", when);
@@ -133,8 +124,6 @@ ngx_voice_record_user(ngx_voice_record_t *rec, ngx_uint_t turn, u_char *text,
     if (end) {
         (void) cJSON_AddStringToObject(e, "end", end);
     }
-
-    (void) cJSON_AddItemToArray(rec->transcript, e);
 }
 
 
@@ -145,24 +134,46 @@ ngx_voice_record_bot(ngx_voice_record_t *rec, ngx_uint_t turn,
 {
     cJSON  *e;
 
-    if (rec == NULL) {
-        return;
-    }
-
-    e = cJSON_CreateObject();
+    e = ngx_voice_record_entry(rec, "assistant", turn, kind, heard,
+                               heard_len);
     if (e == NULL) {
         return;
     }
 
-    (void) cJSON_AddStringToObject(e, "role", "assistant");
-    (void) cJSON_AddNumberToObject(e, "turn", (double) turn);
-    (void) cJSON_AddStringToObject(e, "kind", kind);
-    (void) ngx_voice_record_text(e, "text", heard, heard_len);
     (void) ngx_voice_record_text(e, "spoken", spoken, spoken_len);
     (void) cJSON_AddBoolToObject(e, "interrupted", interrupted != 0);
     ngx_voice_record_ms(rec, e, "t_ms", ngx_current_msec);
+}
 
+
+/* a transcript entry: who, which turn, what kind, the text */
+
+static cJSON *
+ngx_voice_record_entry(ngx_voice_record_t *rec, const char *role,
+    ngx_uint_t turn, const char *kind, u_char *text, size_t len)
+{
+    cJSON  *e;
+
+    if (rec == NULL) {
+        return NULL;
+    }
+
+    e = cJSON_CreateObject();
+    if (e == NULL) {
+        return NULL;
+    }
+
+    (void) cJSON_AddStringToObject(e, "role", role);
+    (void) cJSON_AddNumberToObject(e, "turn", (double) turn);
+
+    if (kind) {
+        (void) cJSON_AddStringToObject(e, "kind", kind);
+    }
+
+    (void) ngx_voice_record_text(e, "text", text, len);
     (void) cJSON_AddItemToArray(rec->transcript, e);
+
+    return e;
 }
 
 
