@@ -197,7 +197,6 @@ static ngx_uint_t ngx_voice_agent_backchannel(ngx_voice_agent_t *a,
 static ngx_uint_t ngx_voice_agent_words(ngx_str_t *text);
 static ngx_uint_t ngx_voice_agent_match(ngx_voice_agent_t *a,
     ngx_regex_t *re, ngx_str_t *text);
-static size_t ngx_voice_agent_nonblank(const u_char *text, size_t len);
 static void ngx_voice_agent_remember(ngx_voice_agent_t *a,
     const char *role, u_char *text, size_t len);
 static ngx_int_t ngx_voice_agent_mark_send(ngx_voice_agent_t *a);
@@ -1361,7 +1360,7 @@ ngx_voice_agent_commit(ngx_voice_agent_t *a, ngx_uint_t interrupted)
              * them (its spacing and punctuation) */
             n = ngx_voice_heard_text(&bot->heard, pos, &heard);
             n = ngx_voice_heard_resume(bot->text, len,
-                                       ngx_voice_agent_nonblank(heard, n));
+                                       ngx_voice_heard_nonblank(heard, n));
             heard = bot->text;
 
             while (n && (heard[n - 1] == ' ' || heard[n - 1] == '\n')) {
@@ -1461,23 +1460,6 @@ ngx_voice_agent_match(ngx_voice_agent_t *a, ngx_regex_t *re, ngx_str_t *text)
     }
 
     return rc >= 0;
-}
-
-
-static size_t
-ngx_voice_agent_nonblank(const u_char *text, size_t len)
-{
-    size_t  i, n;
-
-    for (i = 0, n = 0; i < len; i++) {
-        if (text[i] != ' ' && text[i] != '\t' && text[i] != '\n'
-            && text[i] != '\r')
-        {
-            n++;
-        }
-    }
-
-    return n;
 }
 
 
@@ -1815,7 +1797,7 @@ ngx_voice_agent_tts_done(ngx_voice_tts_t *tts, ngx_uint_t turn,
         off = ngx_voice_heard_resume(bot->text, bot->said,
                                      bot->heard.voiced);
 
-        if (ngx_voice_agent_nonblank(bot->text, off) < bot->heard.voiced) {
+        if (ngx_voice_heard_nonblank(bot->text, off) < bot->heard.voiced) {
             ngx_voice_heard_cut(&bot->heard);
 
         } else {

@@ -240,3 +240,18 @@ ngx_voice_heard_resume(const unsigned char *text, size_t len, size_t voiced)
 
     return len;
 }
+
+
+size_t
+ngx_voice_heard_nonblank(const unsigned char *text, size_t len)
+{
+    size_t  i, n;
+
+    for (i = 0, n = 0; i < len; i++) {
+        if (!ngx_voice_heard_blank(text[i])) {
+            n++;
+        }
+    }
+
+    return n;
+}

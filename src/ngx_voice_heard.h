@@ -88,5 +88,8 @@ size_t ngx_voice_heard_estimate(const unsigned char *text, size_t len,
 size_t ngx_voice_heard_resume(const unsigned char *text, size_t len,
     size_t voiced);
 
+/* the non-blank characters of text: what "voiced" counts */
+size_t ngx_voice_heard_nonblank(const unsigned char *text, size_t len);
+
 
 #endif /* _NGX_VOICE_HEARD_H_INCLUDED_ */

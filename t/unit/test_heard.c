@@ -499,6 +499,8 @@ test_heard_cut(void)
     is_mem(h.text, h.text_len, "Yes,", 4, "the text ends with the last whole word");
     is(ngx_voice_heard_resume(S("Yes, there is"), h.voiced), 5,
        "the resend starts at the cut word");
+    is(ngx_voice_heard_nonblank(S(" Yes,\tthere\n is ")), 11,
+       "nonblank counts what voiced counts");
 
     ngx_voice_heard_cut(&h);
     is(h.voiced, 4, "a second cut with no open word changes nothing");
