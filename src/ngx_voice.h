@@ -135,6 +135,13 @@ typedef struct {
     ngx_msec_t                max_duration;    /* 0: off */
     ngx_flag_t                end_call;        /* the built-in tool */
     ngx_regex_t              *hangup_phrase;   /* in a reply: hang up */
+    ngx_array_t              *tools;           /* ngx_voice_tool_t */
+    ngx_array_t              *transfer_numbers; /* ngx_str_t */
+    ngx_str_t                 transfer_announcement;
+    ngx_str_t                 llm_tools_all;   /* file, ours: sent */
+    ngx_str_t                 persona_url;
+    ngx_msec_t                persona_timeout;
+    void                     *persona;         /* ngx_voice_hc_pool_t */
 
     ngx_str_t                 llm_url;
     ngx_array_t              *llm_backups;
@@ -263,6 +270,8 @@ typedef struct {
 } ngx_voice_conf_backups_t;
 char *ngx_voice_conf_json_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+ngx_int_t ngx_voice_conf_read(ngx_conf_t *cf, ngx_str_t *directive,
+    ngx_str_t *path, ngx_str_t *out);
 char *ngx_voice_conf_keepalive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_voice_conf_regex(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);

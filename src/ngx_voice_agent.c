@@ -27,6 +27,9 @@
 #include "ngx_voice_tts.h"
 #include "ngx_voice_heard.h"
 #include "ngx_voice_record.h"
+#include "ngx_voice_tools.h"
+
+#include <cjson/cJSON.h>
 
 
 #define NGX_VOICE_AGENT_TEXT       4096    /* one turn's text */
@@ -39,18 +42,25 @@
 /* TTS drops in a row that voiced nothing new: the turn is given up */
 #define NGX_VOICE_AGENT_STUCK      3
 
+/*
+ * Rounds of tool calls one caller turn may take; with at most
+ * NGX_VOICE_TOOL_RUNS calls a round, one exchange fits the history.
+ */
+#define NGX_VOICE_AGENT_TOOL_ROUNDS  3
+
 
 typedef enum {
     NGX_VOICE_BOT_GREETING = 0,
     NGX_VOICE_BOT_REPLY,
     NGX_VOICE_BOT_APOLOGY,
     NGX_VOICE_BOT_REPROMPT,
-    NGX_VOICE_BOT_GOODBYE
+    NGX_VOICE_BOT_GOODBYE,
+    NGX_VOICE_BOT_FILLER
 } ngx_voice_bot_kind_e;
 
 
 static const char  *ngx_voice_bot_kinds[] = {
-    "greeting", "reply", "apology", "reprompt", "goodbye"
+    "greeting", "reply", "apology", "reprompt", "goodbye", "filler"
 };
 
 
@@ -85,6 +95,7 @@ typedef struct {
     unsigned                  text_done:1;    /* all text given */
     unsigned                  tts_done:1;     /* all audio came */
     unsigned                  cleared:1;
+    unsigned                  in_history:1;   /* with its tool calls */
 } ngx_voice_bot_t;
 
 
@@ -117,6 +128,13 @@ typedef struct {
     ngx_voice_oa_message_t    history[NGX_VOICE_AGENT_HISTORY];
     ngx_uint_t                nhistory;
 
+    /* tool calls of the last reply: run once, whatever the caller does */
+    ngx_voice_tool_run_t     *runs;           /* NGX_VOICE_TOOL_RUNS */
+    ngx_uint_t                tools_pending;
+    ngx_uint_t                tool_rounds;    /* this caller turn's */
+    u_char                    transfer_to[NGX_VOICE_OA_MAX_NAME + 1];
+    size_t                    transfer_len;
+
     ngx_uint_t                bot_seq;
     ngx_uint_t                tts_turns;
     ngx_voice_record_counts_t n;
@@ -132,6 +150,9 @@ typedef struct {
     unsigned                  stopping:1;
     unsigned                  over:1;
     unsigned                  hanging_up:1;   /* the goodbye is on */
+    unsigned                  tool_wait:1;    /* answer after the tools */
+    unsigned                  tools_starting:1;
+    unsigned                  transferring:1;
 } ngx_voice_agent_t;
 
 
@@ -199,7 +220,19 @@ static ngx_uint_t ngx_voice_agent_match(ngx_voice_agent_t *a,
     ngx_regex_t *re, ngx_str_t *text);
 static void ngx_voice_agent_remember(ngx_voice_agent_t *a,
     const char *role, u_char *text, size_t len);
+static ngx_voice_oa_message_t *ngx_voice_agent_push(ngx_voice_agent_t *a);
+static void ngx_voice_agent_forget(ngx_voice_oa_message_t *m);
+static void ngx_voice_agent_remember_tool(ngx_voice_agent_t *a, u_char *id,
+    size_t id_len, u_char *result, size_t len);
 static ngx_int_t ngx_voice_agent_mark_send(ngx_voice_agent_t *a);
+static ngx_uint_t ngx_voice_agent_builtins(ngx_voice_agent_t *a,
+    ngx_voice_oa_stream_t *s);
+static ngx_int_t ngx_voice_agent_tools(ngx_voice_agent_t *a,
+    ngx_voice_oa_stream_t *s);
+static ngx_int_t ngx_voice_agent_remember_calls(ngx_voice_agent_t *a,
+    ngx_voice_oa_stream_t *s);
+static void ngx_voice_agent_tool_done(ngx_voice_tool_run_t *run);
+static void ngx_voice_agent_continue(ngx_voice_agent_t *a);
 static void ngx_voice_agent_end(ngx_voice_agent_t *a, ngx_uint_t code,
     const char *reason);
 
@@ -533,6 +566,13 @@ ngx_voice_agent_goodbye(ngx_voice_agent_t *a, const char *reason)
 
     ngx_voice_agent_bot_begin(a, NGX_VOICE_BOT_GOODBYE, a->turns, 0);
     a->bot.text_done = 1;
+
+    if (a->transferring) {
+        ngx_voice_agent_say(a, a->conf->transfer_announcement.data,
+                            a->conf->transfer_announcement.len, 1);
+        return;
+    }
+
     ngx_voice_agent_say(a, a->conf->goodbye.data, a->conf->goodbye.len, 1);
 }
 
@@ -659,7 +699,9 @@ ngx_voice_agent_closing(ngx_voice_call_t *call)
 static void
 ngx_voice_agent_cleanup(ngx_voice_call_t *call)
 {
-    ngx_voice_agent_t  *a;
+    ngx_uint_t             i;
+    ngx_voice_agent_t     *a;
+    ngx_voice_tool_run_t  *run;
 
     a = call->mode_ctx;
 
@@ -733,6 +775,21 @@ ngx_voice_agent_cleanup(ngx_voice_call_t *call)
         a->stt_on = 0;
     }
 
+    for (i = 0; a->runs && i < NGX_VOICE_TOOL_RUNS; i++) {
+        run = &a->runs[i];
+
+        if (run->busy && !run->over) {
+            ngx_voice_tool_abandon(run);
+            ngx_voice_record_tool(a->rec, a->turns, run->name, run->name_len,
+                                  run->id, run->id_len, run->args,
+                                  run->args_len, run->outcome, run->status,
+                                  run->result, run->result_len,
+                                  run->elapsed);
+        }
+
+        ngx_voice_tool_free(run);
+    }
+
     a->n.turns = a->turns;
     a->n.stt_reconnects = a->stt.connects ? a->stt.connects - 1 : 0;
     a->n.tts_reconnects = a->tts.ws.leg.connects
@@ -753,7 +810,7 @@ ngx_voice_agent_cleanup(ngx_voice_call_t *call)
     a->rec = NULL;
 
     while (a->nhistory) {
-        ngx_free((void *) a->history[--a->nhistory].content.data);
+        ngx_voice_agent_forget(&a->history[--a->nhistory]);
     }
 }
 
@@ -943,11 +1000,13 @@ ngx_voice_agent_user_turn(ngx_voice_agent_t *a, const char *why)
 
     log = a->call->connection->log;
 
-    if (a->bot.active && !a->stopping && !a->over) {
+    if ((a->bot.active || a->tool_wait) && !a->stopping && !a->over) {
         /*
          * A greeting that must be heard, or barge-in off: the turn (and
          * what the caller adds meanwhile) follows the bot's in the
-         * history, and is answered when that one is over.
+         * history, and is answered when that one is over.  Tool calls
+         * in flight: their results must follow the call in the history
+         * before the caller's next words.
          */
         if (!a->user_waiting) {
             a->user_waiting = 1;
@@ -1009,6 +1068,7 @@ ngx_voice_agent_user_turn(ngx_voice_agent_t *a, const char *why)
     }
 
     a->user_len = 0;
+    a->tool_rounds = 0;
 
     /* the caller hung up, or we are ending the call: nothing to answer */
     if (a->stopping || a->over || a->hanging_up) {
@@ -1078,6 +1138,7 @@ ngx_voice_agent_bot_begin(ngx_voice_agent_t *a, ngx_uint_t kind,
     bot->text_done = 0;
     bot->tts_done = 0;
     bot->cleared = 0;
+    bot->in_history = 0;
 }
 
 
@@ -1230,6 +1291,11 @@ ngx_voice_agent_next(ngx_voice_agent_t *a)
                       a->end_reason);
 
         ngx_voice_agent_end(a, NGX_VOICE_WS_CLOSE_NORMAL, "call ended");
+        return;
+    }
+
+    if (a->tool_wait) {
+        ngx_voice_agent_continue(a);
         return;
     }
 
@@ -1411,7 +1477,9 @@ ngx_voice_agent_commit(ngx_voice_agent_t *a, ngx_uint_t interrupted)
         a->call->latency_max = ngx_max(a->call->latency_max, lat);
     }
 
-    if (n) {
+    /* a reply with tool calls is in the history with them; a filler
+     * is not the model's */
+    if (n && !bot->in_history) {
         ngx_voice_agent_remember(a, "assistant", (u_char *) heard, n);
     }
 }
@@ -1524,10 +1592,27 @@ ngx_voice_agent_remember(ngx_voice_agent_t *a, const char *role,
         return;
     }
 
+    m = ngx_voice_agent_push(a);
+
+    m->role = role;
+    m->content.data = (char *) p;
+    m->content.len = len;
+
+    ngx_memcpy(p, text, len);
+}
+
+
+/* a new message at the end; the oldest exchange goes when it is full */
+
+static ngx_voice_oa_message_t *
+ngx_voice_agent_push(ngx_voice_agent_t *a)
+{
+    ngx_voice_oa_message_t  *m;
+
     if (a->nhistory == NGX_VOICE_AGENT_HISTORY) {
-        /* the oldest exchange goes: the history starts with the caller */
+        /* the history starts with the caller */
         do {
-            ngx_free((void *) a->history[0].content.data);
+            ngx_voice_agent_forget(&a->history[0]);
             ngx_memmove(&a->history[0], &a->history[1],
                         (a->nhistory - 1) * sizeof(ngx_voice_oa_message_t));
             a->nhistory--;
@@ -1539,11 +1624,110 @@ ngx_voice_agent_remember(ngx_voice_agent_t *a, const char *role,
     m = &a->history[a->nhistory++];
     ngx_memzero(m, sizeof(ngx_voice_oa_message_t));
 
-    m->role = role;
+    return m;
+}
+
+
+/* a message's memory: one block, the calls' when it has tool calls */
+
+static void
+ngx_voice_agent_forget(ngx_voice_oa_message_t *m)
+{
+    if (m->calls) {
+        ngx_free((void *) m->calls);
+
+    } else {
+        ngx_free((void *) m->content.data);
+    }
+}
+
+
+/*
+ * The model's reply with its tool calls, as the next request must
+ * repeat it: its text (all of it: the calls were made after it) and
+ * each call's id, name and arguments.
+ */
+
+static ngx_int_t
+ngx_voice_agent_remember_calls(ngx_voice_agent_t *a,
+    ngx_voice_oa_stream_t *s)
+{
+    u_char                   *p;
+    size_t                    size;
+    ngx_uint_t                i, n;
+    ngx_voice_oa_call_t      *calls;
+    ngx_voice_oa_message_t   *m;
+    ngx_voice_oa_acc_call_t  *c;
+
+    n = s->ncalls;
+    size = n * sizeof(ngx_voice_oa_call_t) + a->bot.text_len;
+
+    for (i = 0; i < n; i++) {
+        size += s->calls[i].id_len + s->calls[i].name_len
+                + s->calls[i].args_len;
+    }
+
+    calls = ngx_alloc(size, a->call->connection->log);
+    if (calls == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = (u_char *) &calls[n];
+
+    m = ngx_voice_agent_push(a);
+
+    m->role = "assistant";
+    m->calls = calls;
+    m->ncalls = n;
+    m->content.data = (char *) p;
+    m->content.len = a->bot.text_len;
+
+    p = ngx_cpymem(p, a->bot.text, a->bot.text_len);
+
+    for (i = 0; i < n; i++) {
+        c = &s->calls[i];
+
+        calls[i].id.data = (char *) p;
+        calls[i].id.len = c->id_len;
+        p = ngx_cpymem(p, c->id, c->id_len);
+
+        calls[i].name.data = (char *) p;
+        calls[i].name.len = c->name_len;
+        p = ngx_cpymem(p, c->name, c->name_len);
+
+        calls[i].arguments.data = (char *) p;
+        calls[i].arguments.len = c->args_len;
+        p = ngx_cpymem(p, c->args, c->args_len);
+    }
+
+    return NGX_OK;
+}
+
+
+/* a tool's answer: the content of a "tool" message */
+
+static void
+ngx_voice_agent_remember_tool(ngx_voice_agent_t *a, u_char *id, size_t id_len,
+    u_char *result, size_t len)
+{
+    u_char                  *p;
+    ngx_voice_oa_message_t  *m;
+
+    p = ngx_alloc(len + id_len + 1, a->call->connection->log);
+    if (p == NULL) {
+        return;
+    }
+
+    m = ngx_voice_agent_push(a);
+
+    m->role = "tool";
     m->content.data = (char *) p;
     m->content.len = len;
+    m->tool_call_id.data = (char *) p + len;
+    m->tool_call_id.len = id_len;
 
-    ngx_memcpy(p, text, len);
+    ngx_memcpy(p, result, len);
+    ngx_memcpy(p + len, id, id_len);
 }
 
 
@@ -1572,8 +1756,8 @@ ngx_voice_agent_delta(ngx_voice_llm_t *llm, ngx_str_t *text)
 static void
 ngx_voice_agent_reply(ngx_voice_llm_t *llm, ngx_uint_t finish)
 {
+    ngx_int_t               rc;
     ngx_str_t               text;
-    ngx_uint_t              i;
     ngx_log_t              *log;
     ngx_voice_bot_t        *bot;
     ngx_voice_agent_t      *a;
@@ -1598,26 +1782,19 @@ ngx_voice_agent_reply(ngx_voice_llm_t *llm, ngx_uint_t finish)
                   ngx_current_msec - llm->sent, s->prompt_tokens,
                   s->completion_tokens);
 
-    for (i = 0; finish == NGX_VOICE_OA_FINISH_TOOL_CALLS && i < s->ncalls;
-         i++)
+    if (finish == NGX_VOICE_OA_FINISH_TOOL_CALLS && s->ncalls
+        && !ngx_voice_agent_builtins(a, s))
     {
-        if (a->conf->end_call
-            && s->calls[i].name_len == sizeof("end_call") - 1
-            && ngx_strncmp(s->calls[i].name, "end_call",
-                           sizeof("end_call") - 1)
-               == 0)
-        {
-            ngx_log_error(NGX_LOG_INFO, log, 0,
-                          "voice: the LLM ends the call (end_call)");
-            a->hanging_up = 1;
-            a->end_reason = "agent ended the call";
-            continue;
+        rc = ngx_voice_agent_tools(a, s);
+
+        if (rc == NGX_OK) {
+            return;
         }
 
-        ngx_log_error(NGX_LOG_WARN, log, 0,
-                      "voice: assistant tool call %*s not run: no tool "
-                      "is configured", s->calls[i].name_len,
-                      s->calls[i].name);
+        if (rc == NGX_ERROR) {
+            ngx_voice_agent_llm_error(llm, &llm->err);
+            return;
+        }
     }
 
     bot->text_done = 1;
@@ -1654,6 +1831,272 @@ ngx_voice_agent_reply(ngx_voice_llm_t *llm, ngx_uint_t finish)
     }
 
     ngx_voice_agent_say(a, NULL, 0, 1);
+}
+
+
+/*
+ * The built-in tools that end the call: end_call, and transfer_call to an
+ * allowed number.  The reply is then the goodbye (or the announcement),
+ * and the other tool calls of the reply are not run.
+ */
+
+static ngx_uint_t
+ngx_voice_agent_builtins(ngx_voice_agent_t *a, ngx_voice_oa_stream_t *s)
+{
+    cJSON                    *args, *number;
+    ngx_uint_t                i;
+    ngx_log_t                *log;
+    ngx_voice_oa_acc_call_t  *c;
+
+    log = a->call->connection->log;
+
+    for (i = 0; i < s->ncalls && !a->hanging_up; i++) {
+        c = &s->calls[i];
+
+        if (a->conf->end_call && c->name_len == sizeof("end_call") - 1
+            && ngx_strncmp(c->name, "end_call", c->name_len) == 0)
+        {
+            ngx_log_error(NGX_LOG_INFO, log, 0,
+                          "voice: the LLM ends the call (end_call)");
+            a->hanging_up = 1;
+            a->end_reason = "agent ended the call";
+            break;
+        }
+
+        if (a->conf->transfer_numbers == NULL
+            || c->name_len != sizeof("transfer_call") - 1
+            || ngx_strncmp(c->name, "transfer_call", c->name_len) != 0)
+        {
+            continue;
+        }
+
+        args = cJSON_ParseWithLength(c->args, c->args_len);
+        number = cJSON_GetObjectItemCaseSensitive(args, "number");
+
+        if (cJSON_IsString(number)
+            && ngx_strlen(number->valuestring) <= NGX_VOICE_OA_MAX_NAME
+            && ngx_voice_tool_allowed(a->conf, (u_char *) number->valuestring,
+                                      ngx_strlen(number->valuestring)))
+        {
+            a->transfer_len = ngx_strlen(number->valuestring);
+            ngx_memcpy(a->transfer_to, number->valuestring,
+                       a->transfer_len);
+
+            ngx_log_error(NGX_LOG_INFO, log, 0,
+                          "voice: the LLM transfers the call to %*s "
+                          "(transfer_call)", a->transfer_len,
+                          a->transfer_to);
+
+            a->transferring = 1;
+            a->hanging_up = 1;
+            a->end_reason = "transferred";
+        }
+
+        cJSON_Delete(args);
+    }
+
+    if (a->hanging_up && s->ncalls > 1) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "voice: %ui other tool call(s) of the reply not run: "
+                      "the call is ending", (ngx_uint_t) s->ncalls - 1);
+    }
+
+    return a->hanging_up;
+}
+
+
+/*
+ * A reply that calls tools: the calls go into the history with the
+ * reply's words, each runs once, and the model is asked again when all
+ * have answered (and what the caller hears meanwhile, the model's words
+ * or a filler, is over).  NGX_DECLINED: too many rounds, the reply ends
+ * as it is.
+ */
+
+static ngx_int_t
+ngx_voice_agent_tools(ngx_voice_agent_t *a, ngx_voice_oa_stream_t *s)
+{
+    u_char                   *err;
+    ngx_int_t                 rc;
+    ngx_str_t                 filler;
+    ngx_uint_t                i;
+    ngx_voice_bot_t          *bot;
+    ngx_voice_tool_t         *tool;
+    ngx_voice_tool_run_t     *run;
+    ngx_voice_oa_acc_call_t  *c;
+
+    bot = &a->bot;
+
+    if (++a->tool_rounds > NGX_VOICE_AGENT_TOOL_ROUNDS) {
+        ngx_log_error(NGX_LOG_WARN, a->call->connection->log, 0,
+                      "voice: turn %ui: tool calls not run after %d rounds",
+                      bot->turn, NGX_VOICE_AGENT_TOOL_ROUNDS);
+        ngx_voice_record_degraded(a->rec, "turn %ui: tool calls not run "
+                                  "after %d rounds", bot->turn,
+                                  NGX_VOICE_AGENT_TOOL_ROUNDS);
+        return NGX_DECLINED;
+    }
+
+    if (a->runs == NULL) {
+        /* only calls that use tools pay for their runs */
+        a->runs = ngx_pcalloc(a->call->request->pool,
+                              NGX_VOICE_TOOL_RUNS
+                              * sizeof(ngx_voice_tool_run_t));
+        if (a->runs == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    /* the last round's runs are all over: the model was asked after */
+    for (i = 0; i < NGX_VOICE_TOOL_RUNS; i++) {
+        ngx_voice_tool_free(&a->runs[i]);
+    }
+
+    if (ngx_voice_agent_remember_calls(a, s) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    bot->in_history = 1;
+    a->tool_wait = 1;
+    a->tools_starting = 1;
+    ngx_str_null(&filler);
+
+    for (i = 0; i < s->ncalls; i++) {
+        c = &s->calls[i];
+        a->n.tool_calls++;
+
+        if (i >= NGX_VOICE_TOOL_RUNS) {
+            err = (u_char *) "{\"error\":\"too many tool calls at once\"}";
+            ngx_voice_agent_remember_tool(a, (u_char *) c->id, c->id_len,
+                                          err, ngx_strlen(err));
+            continue;
+        }
+
+        run = &a->runs[i];
+        tool = ngx_voice_tool_find(a->conf, (u_char *) c->name,
+                                   c->name_len);
+
+        a->tools_pending++;
+
+        rc = ngx_voice_tool_start(run, a->call, tool, c,
+                                  ngx_voice_agent_tool_done, a);
+
+        if (rc == NGX_ERROR) {
+            a->tools_pending--;
+            err = (u_char *) "{\"error\":\"the tool could not be run\"}";
+            ngx_voice_agent_remember_tool(a, (u_char *) c->id, c->id_len,
+                                          err, ngx_strlen(err));
+            continue;
+        }
+
+        if (tool == NULL) {
+            /* a transfer refused above, or a tool nobody declared */
+            if (c->name_len == sizeof("transfer_call") - 1
+                && ngx_strncmp(c->name, "transfer_call", c->name_len) == 0)
+            {
+                ngx_voice_tool_answer(run, "refused", "{\"error\":\"the "
+                                      "call cannot be transferred to that "
+                                      "number\"}");
+
+            } else {
+                ngx_voice_tool_answer(run, "unknown tool", "{\"error\":"
+                                      "\"there is no such tool\"}");
+            }
+
+            continue;
+        }
+
+        if (rc == NGX_AGAIN && filler.len == 0) {
+            filler = tool->filler;
+        }
+    }
+
+    a->tools_starting = 0;
+    bot->text_done = 1;
+
+    if (bot->text_len == 0 && filler.len && a->tools_pending) {
+        /* the caller is not left in silence while the tool runs */
+        bot->kind = NGX_VOICE_BOT_FILLER;
+        ngx_voice_agent_say(a, filler.data, filler.len, 1);
+        return NGX_OK;
+    }
+
+    if (bot->text_len == 0) {
+        bot->tts_done = 1;
+        ngx_voice_agent_check_done(a);
+        return NGX_OK;
+    }
+
+    ngx_voice_agent_say(a, NULL, 0, 1);
+
+    return NGX_OK;
+}
+
+
+/* a tool call is over: its answer joins the history, exactly once */
+
+static void
+ngx_voice_agent_tool_done(ngx_voice_tool_run_t *run)
+{
+    ngx_voice_agent_t  *a;
+
+    a = run->data;
+
+    ngx_voice_agent_remember_tool(a, run->id, run->id_len, run->result,
+                                  run->result_len);
+
+    ngx_voice_record_tool(a->rec, a->turns, run->name, run->name_len,
+                          run->id, run->id_len, run->args, run->args_len,
+                          run->outcome, run->status, run->result,
+                          run->result_len, run->elapsed);
+
+    if (run->status == 0 || run->status >= 300) {
+        if (ngx_strcmp(run->outcome, "ok") != 0) {
+            ngx_voice_record_degraded(a->rec, "tool %*s %s on turn %ui",
+                                      run->name_len, run->name,
+                                      run->outcome, a->turns);
+        }
+    }
+
+    if (a->tools_pending) {
+        a->tools_pending--;
+    }
+
+    ngx_voice_agent_continue(a);
+}
+
+
+/*
+ * All tool calls answered and the caller's side quiet: the model is asked
+ * again with the answers; if the caller spoke meanwhile, their turn is
+ * asked instead (it follows the answers in the history).
+ */
+
+static void
+ngx_voice_agent_continue(ngx_voice_agent_t *a)
+{
+    if (!a->tool_wait || a->tools_pending || a->tools_starting
+        || a->bot.active || a->over || a->stopping)
+    {
+        return;
+    }
+
+    a->tool_wait = 0;
+
+    if (a->user_waiting && a->user_len) {
+        ngx_voice_agent_user_turn(a, a->waiting_why);
+        return;
+    }
+
+    if (a->user_len || a->interim || a->hanging_up) {
+        /* the caller is speaking: their turn will ask */
+        return;
+    }
+
+    /* the same caller turn, no new speech: its timing was recorded */
+    ngx_memzero(&a->user_t, sizeof(ngx_voice_timing_t));
+
+    ngx_voice_agent_ask(a);
 }
 
 

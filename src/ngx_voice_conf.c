@@ -15,11 +15,9 @@
 #include "ngx_voice_elevenlabs.h"
 #include "ngx_voice_tts.h"
 #include "ngx_voice_http_client.h"
+#include "ngx_voice_tools.h"
 
 
-static ngx_voice_endpoint_t *ngx_voice_conf_endpoints(ngx_conf_t *cf,
-    ngx_voice_loc_conf_t *conf, ngx_str_t *url, ngx_array_t *backups,
-    const char *provider, ngx_str_t *ssl_name);
 static ngx_int_t ngx_voice_conf_requests(ngx_conf_t *cf,
     ngx_voice_endpoint_t *first, ngx_str_t *query);
 static ngx_int_t ngx_voice_conf_ssl(ngx_conf_t *cf,
@@ -37,8 +35,6 @@ static ngx_int_t ngx_voice_conf_merge_text(ngx_conf_t *cf,
     char *def);
 static ngx_int_t ngx_voice_conf_tts_schedule(ngx_voice_loc_conf_t *conf,
     ngx_voice_tts_conf_t *tc);
-static ngx_int_t ngx_voice_conf_end_call(ngx_conf_t *cf,
-    ngx_voice_loc_conf_t *conf);
 static ngx_int_t ngx_voice_conf_llm(ngx_conf_t *cf,
     ngx_voice_loc_conf_t *conf);
 
@@ -173,16 +169,71 @@ ngx_voice_conf_secret(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
  * every turn of every call.
  */
 
+/*
+ * Reads a configuration side file (JSON of tools, a tool's parameters)
+ * whole, NUL-terminated, at most 256k; path is made absolute in place.
+ */
+
+ngx_int_t
+ngx_voice_conf_read(ngx_conf_t *cf, ngx_str_t *directive, ngx_str_t *path,
+    ngx_str_t *out)
+{
+    ssize_t           n;
+    ngx_file_t        file;
+    ngx_file_info_t   fi;
+
+    if (ngx_conf_full_name(cf->cycle, path, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.name = *path;
+    file.log = cf->log;
+    file.fd = ngx_open_file(path->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (file.fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "\"%V\": cannot open \"%V\"", directive, path);
+        return NGX_ERROR;
+    }
+
+    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR
+        || ngx_file_size(&fi) > 256 * 1024)
+    {
+        ngx_close_file(file.fd);
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\": \"%V\" is not a file of at most 256k",
+                           directive, path);
+        return NGX_ERROR;
+    }
+
+    out->len = (size_t) ngx_file_size(&fi);
+    out->data = ngx_pnalloc(cf->pool, out->len + 1);
+    if (out->data == NULL) {
+        ngx_close_file(file.fd);
+        return NGX_ERROR;
+    }
+
+    n = ngx_read_file(&file, out->data, out->len, 0);
+    ngx_close_file(file.fd);
+
+    if (n != (ssize_t) out->len) {
+        return NGX_ERROR;
+    }
+
+    out->data[out->len] = '\0';
+
+    return NGX_OK;
+}
+
+
 char *
 ngx_voice_conf_json_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     char  *p = conf;
 
-    ssize_t           n;
-    cJSON            *root, *item, *fn, *name;
-    ngx_str_t        *field, *value, path;
-    ngx_file_t        file;
-    ngx_file_info_t   fi;
+    cJSON      *root, *item, *fn, *name;
+    ngx_str_t  *field, *value, path;
 
     field = (ngx_str_t *) (p + cmd->offset);
 
@@ -193,42 +244,7 @@ ngx_voice_conf_json_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     value = cf->args->elts;
     path = value[1];
 
-    if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_memzero(&file, sizeof(ngx_file_t));
-    file.name = path;
-    file.log = cf->log;
-    file.fd = ngx_open_file(path.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-
-    if (file.fd == NGX_INVALID_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "\"%V\": cannot open \"%V\"", &cmd->name, &path);
-        return NGX_CONF_ERROR;
-    }
-
-    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR
-        || ngx_file_size(&fi) > 256 * 1024)
-    {
-        ngx_close_file(file.fd);
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%V\": \"%V\" is not a file of at most 256k",
-                           &cmd->name, &path);
-        return NGX_CONF_ERROR;
-    }
-
-    field->len = (size_t) ngx_file_size(&fi);
-    field->data = ngx_pnalloc(cf->pool, field->len + 1);
-    if (field->data == NULL) {
-        ngx_close_file(file.fd);
-        return NGX_CONF_ERROR;
-    }
-
-    n = ngx_read_file(&file, field->data, field->len, 0);
-    ngx_close_file(file.fd);
-
-    if (n != (ssize_t) field->len) {
+    if (ngx_voice_conf_read(cf, &cmd->name, &path, field) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -332,7 +348,7 @@ ngx_voice_conf_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
  * request target built by the caller.
  */
 
-static ngx_voice_endpoint_t *
+ngx_voice_endpoint_t *
 ngx_voice_conf_endpoints(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf,
     ngx_str_t *url, ngx_array_t *backups, const char *provider,
     ngx_str_t *ssl_name)
@@ -462,6 +478,9 @@ ngx_voice_conf_init_providers(ngx_voice_loc_conf_t *conf)
     conf->idle_reprompts = NGX_CONF_UNSET_UINT;
     conf->max_duration = NGX_CONF_UNSET_MSEC;
     conf->end_call = NGX_CONF_UNSET;
+    conf->tools = NGX_CONF_UNSET_PTR;
+    conf->transfer_numbers = NGX_CONF_UNSET_PTR;
+    conf->persona_timeout = NGX_CONF_UNSET_MSEC;
     conf->hangup_phrase = NGX_CONF_UNSET_PTR;
 }
 
@@ -671,13 +690,6 @@ ngx_voice_conf_merge_providers(ngx_conf_t *cf, ngx_voice_loc_conf_t *prev,
     ngx_conf_merge_str_value(conf->llm_ssl_name, prev->llm_ssl_name, "");
     ngx_conf_merge_str_value(conf->llm_tools, prev->llm_tools, "");
 
-    /* once, where the agent runs: the levels above would add it again */
-    if (conf->end_call == 1 && conf->mode == &ngx_voice_agent_mode
-        && ngx_voice_conf_end_call(cf, conf) != NGX_OK)
-    {
-        return NGX_CONF_ERROR;
-    }
-
     if (ngx_voice_conf_merge_text(cf, &conf->system_prompt,
                                   prev->system_prompt,
                                   "You are a helpful phone agent. Answer in "
@@ -771,6 +783,11 @@ ngx_voice_conf_merge_providers(ngx_conf_t *cf, ngx_voice_loc_conf_t *prev,
     ngx_conf_merge_value(conf->end_call, prev->end_call, 0);
     ngx_conf_merge_ptr_value(conf->hangup_phrase, prev->hangup_phrase, NULL);
 
+    /* where the agent runs, the tools the LLM is offered */
+    if (ngx_voice_tools_merge(cf, prev, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     if (conf->backchannel == NGX_CONF_UNSET_PTR) {
         conf->backchannel = prev->backchannel;
     }
@@ -818,6 +835,12 @@ ngx_voice_conf_merge_providers(ngx_conf_t *cf, ngx_voice_loc_conf_t *prev,
 
     /* the LLM is used where a key is given */
     if (conf->llm_key.len && ngx_voice_conf_llm(cf, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->mode == &ngx_voice_agent_mode
+        && ngx_voice_tools_connect(cf, conf) != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
@@ -1265,67 +1288,6 @@ ngx_voice_conf_tts_schedule(ngx_voice_loc_conf_t *conf,
     }
 
     tc->nschedule = conf->tts_schedule->nelts;
-
-    return NGX_OK;
-}
-
-
-/*
- * voice_end_call: the built-in "end_call" function joins the tools sent
- * with every request (voice_llm_tools' array, or a new one).
- */
-
-static ngx_int_t
-ngx_voice_conf_end_call(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf)
-{
-    char    *json;
-    cJSON   *tools, *tool;
-    size_t   len;
-
-    static const char  end_call[] =
-        "{\"type\":\"function\",\"function\":{\"name\":\"end_call\","
-        "\"description\":\"Ends the phone call. Say goodbye in the same "
-        "reply, before calling it.\",\"parameters\":{\"type\":\"object\","
-        "\"properties\":{}}}}";
-
-    if (conf->llm_tools.len) {
-        tools = cJSON_ParseWithLength((char *) conf->llm_tools.data,
-                                      conf->llm_tools.len);
-    } else {
-        tools = cJSON_CreateArray();
-    }
-
-    tool = cJSON_Parse(end_call);
-
-    if (tools == NULL || tool == NULL || !cJSON_IsArray(tools)
-        || !cJSON_AddItemToArray(tools, tool))
-    {
-        cJSON_Delete(tools);
-        cJSON_Delete(tool);
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "cannot add the end_call tool");
-        return NGX_ERROR;
-    }
-
-    json = cJSON_PrintUnformatted(tools);
-    cJSON_Delete(tools);
-
-    if (json == NULL) {
-        return NGX_ERROR;
-    }
-
-    len = ngx_strlen(json);
-
-    conf->llm_tools.data = ngx_pnalloc(cf->pool, len);
-    if (conf->llm_tools.data == NULL) {
-        cJSON_free(json);
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(conf->llm_tools.data, json, len);
-    conf->llm_tools.len = len;
-
-    cJSON_free(json);
 
     return NGX_OK;
 }

@@ -135,6 +135,11 @@ char *ngx_voice_endpoint_merge(ngx_conf_t *cf, ngx_voice_endpoint_t *ep,
     ngx_ssl_t *ssl, ngx_str_t *ssl_name, ngx_flag_t verify,
     ngx_msec_t connect_timeout, ngx_msec_t send_timeout);
 
+/* ngx_voice_conf.c: the endpoints of a URL and its failover URLs */
+ngx_voice_endpoint_t *ngx_voice_conf_endpoints(ngx_conf_t *cf,
+    ngx_voice_loc_conf_t *conf, ngx_str_t *url, ngx_array_t *backups,
+    const char *provider, ngx_str_t *ssl_name);
+
 ngx_voice_endpoint_t *ngx_voice_endpoint_next(ngx_voice_endpoint_t *ep);
 void ngx_voice_endpoint_save_session(ngx_voice_endpoint_t *ep,
     ngx_connection_t *c);

@@ -69,6 +69,8 @@ struct ngx_voice_llm_s {
     void                     *owner;
     ngx_voice_llm_state_e     state;
     ngx_str_t                 system;         /* the call's prompt */
+    ngx_str_t                 model;          /* the call's */
+    ngx_str_t                 tools;          /* JSON array, or "" */
 
     ngx_voice_sse_parser_t    sse;
     ngx_voice_oa_stream_t     stream;

@@ -61,6 +61,11 @@ ngx_voice_llm_init(ngx_voice_llm_t *llm, ngx_voice_call_t *call,
         return NGX_ERROR;
     }
 
+    /* a persona may change these for the call */
+    llm->model = conf->llm_model;
+    llm->tools = conf->llm_tools_all.len ? conf->llm_tools_all
+                                         : conf->llm_tools;
+
     ngx_voice_hc_init(&llm->hc, call, conf->llm, &ngx_voice_llm_hc_handler,
                       llm);
 
@@ -124,8 +129,8 @@ ngx_voice_llm_request(ngx_voice_llm_t *llm, ngx_voice_llm_conversation_t *conv)
 
     ngx_memzero(&oa, sizeof(ngx_voice_oa_request_t));
 
-    oa.model.data = (char *) conf->llm_model.data;
-    oa.model.len = conf->llm_model.len;
+    oa.model.data = (char *) llm->model.data;
+    oa.model.len = llm->model.len;
 
     if (llm->system.len) {
         oa.system.data = (char *) llm->system.data;
@@ -139,9 +144,9 @@ ngx_voice_llm_request(ngx_voice_llm_t *llm, ngx_voice_llm_conversation_t *conv)
                      ? (double) conf->llm_temperature / 100 : -1;
     oa.include_usage = 1;
 
-    if (conf->llm_tools.len) {
-        oa.tools.data = (char *) conf->llm_tools.data;
-        oa.tools.len = conf->llm_tools.len;
+    if (llm->tools.len) {
+        oa.tools.data = (char *) llm->tools.data;
+        oa.tools.len = llm->tools.len;
     }
 
     llm->body = ngx_voice_oa_request(&oa, &len, &error);

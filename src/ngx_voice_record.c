@@ -24,6 +24,7 @@ struct ngx_voice_record_s {
     cJSON                    *transcript;
     cJSON                    *turns;
     cJSON                    *degraded;
+    cJSON                    *tools;          /* created on the first */
     ngx_uint_t                ndegraded;
 };
 
@@ -248,6 +249,70 @@ ngx_voice_record_timing(ngx_voice_record_t *rec, ngx_uint_t turn,
 }
 
 
+/*
+ * A tool call: once, when it is over (or abandoned with the call).  The
+ * arguments and the answer go in as JSON when they are JSON.
+ */
+
+void
+ngx_voice_record_tool(ngx_voice_record_t *rec, ngx_uint_t turn,
+    u_char *name, size_t name_len, u_char *id, size_t id_len, u_char *args,
+    size_t args_len, const char *outcome, ngx_uint_t status, u_char *result,
+    size_t result_len, ngx_msec_t elapsed)
+{
+    cJSON  *e, *v;
+
+    if (rec == NULL || rec->root == NULL) {
+        return;
+    }
+
+    if (rec->tools == NULL) {
+        rec->tools = cJSON_AddArrayToObject(rec->root, "tool_calls");
+
+        if (rec->tools == NULL) {
+            return;
+        }
+    }
+
+    e = cJSON_CreateObject();
+    if (e == NULL) {
+        return;
+    }
+
+    (void) cJSON_AddNumberToObject(e, "turn", (double) turn);
+    (void) ngx_voice_record_text(e, "name", name, name_len);
+    (void) ngx_voice_record_text(e, "id", id, id_len);
+
+    v = cJSON_ParseWithLength((char *) args, args_len);
+
+    if (v) {
+        cJSON_AddItemToObject(e, "arguments", v);
+
+    } else {
+        (void) ngx_voice_record_text(e, "arguments", args, args_len);
+    }
+
+    (void) cJSON_AddStringToObject(e, "outcome", outcome);
+
+    if (status) {
+        (void) cJSON_AddNumberToObject(e, "status", (double) status);
+    }
+
+    v = cJSON_ParseWithLength((char *) result, result_len);
+
+    if (v) {
+        cJSON_AddItemToObject(e, "result", v);
+
+    } else {
+        (void) ngx_voice_record_text(e, "result", result, result_len);
+    }
+
+    (void) cJSON_AddNumberToObject(e, "ms", (double) elapsed);
+
+    (void) cJSON_AddItemToArray(rec->tools, e);
+}
+
+
 void
 ngx_voice_record_degraded(ngx_voice_record_t *rec, const char *fmt, ...)
 {
@@ -321,6 +386,8 @@ ngx_voice_record_finish(ngx_voice_record_t *rec, const char *reason,
         (void) cJSON_AddNumberToObject(c, "clears",
                                        (double) rec->call->clears);
         (void) cJSON_AddNumberToObject(c, "dtmf", (double) rec->call->dtmf);
+        (void) cJSON_AddNumberToObject(c, "tool_calls",
+                                       (double) n->tool_calls);
     }
 
     u = cJSON_AddObjectToObject(rec->root, "usage");

@@ -43,6 +43,7 @@ typedef struct {
     ngx_uint_t                tts_reconnects;
     ngx_uint_t                tts_resends;
     ngx_uint_t                llm_requests;
+    ngx_uint_t                tool_calls;
     uint64_t                  prompt_tokens;
     uint64_t                  completion_tokens;
 } ngx_voice_record_counts_t;
@@ -57,6 +58,10 @@ void ngx_voice_record_bot(ngx_voice_record_t *rec, ngx_uint_t turn,
     size_t spoken_len, ngx_uint_t interrupted);
 void ngx_voice_record_timing(ngx_voice_record_t *rec, ngx_uint_t turn,
     ngx_voice_timing_t *t, ngx_uint_t interrupted);
+void ngx_voice_record_tool(ngx_voice_record_t *rec, ngx_uint_t turn,
+    u_char *name, size_t name_len, u_char *id, size_t id_len, u_char *args,
+    size_t args_len, const char *outcome, ngx_uint_t status, u_char *result,
+    size_t result_len, ngx_msec_t elapsed);
 void ngx_voice_record_degraded(ngx_voice_record_t *rec, const char *fmt,
     ...);
 void ngx_voice_record_finish(ngx_voice_record_t *rec, const char *reason,

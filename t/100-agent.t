@@ -22,16 +22,13 @@ use Mojo::JSON qw(decode_json);
 use Time::HiRes qw(sleep time);
 use lib 't/lib', 'tools/lib';
 use VoiceTest::Nginx;
+use VoiceTest::Agent;
 use VoiceSim::Sim;
 use VoiceSim::Caller;
 use VoiceSim::Script;
 use VoiceSim::Speech;
 
 my $dir = tempdir(CLEANUP => !$ENV{TEST_VOICE_KEEP});
-my $KEY = 'agent-key-3f9d';
-my $PROMPT = 'You are the booking assistant of Bella\'s, talking with '
-           . '$voice_param_caller. Be brief.';
-my $VOICE = '21m00Tcm4TlvDq8ikWAM';
 
 # a long greeting: the caller speaks over it
 my $LONG_GREETING = 'Hello, thank you for calling Bella\'s restaurant, the '
@@ -47,62 +44,7 @@ my $LONG_REPLY = 'Our menu changes with the seasons, and tonight we have fresh '
 my $WINE_REPLY = 'We have a lovely house red from Tuscany, a crisp white from '
                . 'the Loire valley, and a sparkling rose that goes well with fish.';
 
-sub write_file {
-    my ($path, $text) = @_;
-    open my $fh, '>', $path or die "$path: $!";
-    print $fh $text;
-    close $fh;
-    return $path;
-}
-
-sub location {
-    my ($sim, %o) = @_;
-    my ($ws, $http, $host) = $sim->tls ? ('wss', 'https', 'localhost')
-                                       : ('ws', 'http', '127.0.0.1');
-    my $tts = $o{aura}
-        ? "voice_tts_provider deepgram; "
-          . "voice_tts_url $ws://$host:" . $sim->port('aura') . "/v1/speak; "
-        : "voice_tts_url $ws://$host:" . $sim->port('tts') . "; "
-          . "voice_tts_voice $VOICE; ";
-    return "location = /stream { voice_pipeline agent; "
-         . "voice_stt_url $ws://$host:" . $sim->port('stt') . "/v1/listen; "
-         . "voice_stt_key $KEY; "
-         . "voice_llm_url $http://$host:" . $sim->port('llm')
-         . "/v1/chat/completions; "
-         . "voice_llm_key $KEY; "
-         . $tts . "voice_tts_key $KEY; "
-         . (defined $o{greeting} ? "voice_greeting \"$o{greeting}\"; " : '')
-         . "voice_system_prompt \"$PROMPT\"; "
-         . "voice_call_record $o{records}; "
-         . ($sim->tls ? "voice_ssl_trusted_certificate " . $sim->ca_file . "; " : '')
-         . ($o{extra} // '') . " }";
-}
-
 # ---- helpers for the checks ------------------------------------------------
-
-sub words { split ' ', $_[0] // '' }
-
-# the first argument is the second's first N words, N >= 1, fewer than all
-sub strict_word_prefix {
-    my ($short, $long) = @_;
-    my @s = words($short);
-    my @l = words($long);
-    return 0 unless @s && @s < @l;
-    for my $i (0 .. $#s) { return 0 unless $s[$i] eq $l[$i] }
-    return 1;
-}
-
-# chat-completions requests as the LLM simulator received them
-sub llm_requests {
-    my ($sim) = @_;
-    return grep { ($_->{path} // '') eq '/v1/chat/completions' }
-           $sim->records('llm', ev => 'http_request');
-}
-
-sub messages {
-    my ($rq) = @_;
-    return [ map { [ $_->{role}, $_->{content} ] } @{ $rq->{json}{messages} || [] } ];
-}
 
 # the system prompt as the module evaluates it for a caller
 sub prompt_for {
@@ -124,106 +66,6 @@ sub tts_texts {
     return (\@order, \%text, \%msgs);
 }
 
-sub squash { my $s = $_[0] // ''; $s =~ s/\s+/ /g; $s =~ s/^ | $//g; $s }
-
-sub wait_record {
-    my ($file, $timeout) = @_;
-    my $deadline = time + $timeout;
-    while (1) {
-        if (-s $file && open my $fh, '<:raw', $file) {
-            my $j = eval { decode_json(do { local $/; <$fh> }) };
-            return $j if ref $j eq 'HASH';
-        }
-        return undef if time > $deadline;
-        sleep 0.1;
-    }
-}
-
-sub transcript {
-    my ($rec) = @_;
-    return [ map { [ $_->{role}, $_->{kind} // '', squash($_->{text}) ] }
-             @{ $rec->{transcript} || [] } ];
-}
-
-sub entries {
-    my ($rec, %f) = @_;
-    return grep { my $e = $_; !grep { ($e->{$_} // '') ne $f{$_} } keys %f }
-           @{ $rec->{transcript} || [] };
-}
-
-sub turn_timing {
-    my ($rec, $n) = @_;
-    my ($t) = grep { $_->{turn} == $n } @{ $rec->{turns} || [] };
-    return $t;
-}
-
-my @STAGES = qw(speech_end transcript llm_request first_token
-                first_text_to_tts first_audio first_media first_heard);
-# speech_end < transcript <= llm_request < first_token <= first_text_to_tts
-#   < first_audio <= first_media <= first_heard
-my @STRICT = (1, 0, 1, 0, 1, 0, 0);
-
-sub timings_in_order {
-    my ($t, $what) = @_;
-    my $ms = $t->{timings_ms} || {};
-    my @missing = grep { !defined $ms->{$_} } @STAGES;
-    ok(!@missing, "$what: every stage timed") or diag "null: @missing";
-    return if @missing;
-    for my $i (0 .. $#STAGES - 1) {
-        my ($a, $b) = @STAGES[$i, $i + 1];
-        if ($STRICT[$i]) {
-            cmp_ok($ms->{$a}, '<', $ms->{$b}, "$what: $a < $b");
-        } else {
-            cmp_ok($ms->{$a}, '<=', $ms->{$b}, "$what: $a <= $b");
-        }
-    }
-}
-
-# the $voice_* variables in the access log agree with the call record
-sub access_log_line {
-    my ($s) = @_;
-    my ($sum, $rec) = @$s{qw(summary record)};
-    my $file = $s->{srv}->dir . '/logs/voice.log';
-    my ($line) = grep { /^\Q$sum->{call_sid}\E / } do {
-        open my $fh, '<', $file or return fail("no $file");
-        <$fh>;
-    };
-    ok($line, "$s->{name}: the access log has the call")
-        or return diag("$file: " . (-s $file // 'missing') . "\n" . `cat $file`
-                       . `grep -c . $s->{srv}{dir}/logs/access.log`);
-    my %f = $line =~ /(\w+)=("[^"]*"|\S+)/g;
-    s/^"|"$//g for values %f;
-    my $replies = grep { $_->{role} eq 'assistant' && $_->{kind} ne 'greeting' }
-                  @{ $rec->{transcript} };
-    is($f{turns}, $rec->{counts}{turns}, "$s->{name}: \$voice_turns");
-    is($f{interruptions}, $rec->{counts}{barge_ins}, "$s->{name}: \$voice_interruptions");
-    is($f{end}, $rec->{end_reason}, "$s->{name}: \$voice_end_reason");
-    is($f{caller}, ($s->{params} // { caller => 'Dana' })->{caller},
-       "$s->{name}: \$voice_param_caller");
-    cmp_ok(abs($f{duration} - $rec->{duration_ms}), '<', 2000,
-           "$s->{name}: \$voice_duration ($f{duration} ms) is the call's");
-    my ($mean, $max) = split m{/}, $f{latency};
-    my @lat = grep { defined } map { $_->{latency_ms}{total} }
-              grep { defined $_->{timings_ms}{first_heard} } @{ $rec->{turns} };
-    if (@lat) {
-        cmp_ok($mean, '>', 0, "$s->{name}: \$voice_latency_mean");
-        cmp_ok($max, '>=', $mean, "$s->{name}: \$voice_latency_max >= mean");
-    } else {
-        is($f{latency}, '0/0', "$s->{name}: no timed turn, latency 0/0");
-    }
-}
-
-sub clean_log {
-    my ($s) = @_;
-    my $log = $s->{srv}->error_log;
-    write_file("$s->{dir}/error.log", $log);
-    unlike($log, qr/\[alert\]|\[crit\]|\[emerg\]|exited on signal|open socket/,
-           "$s->{name}: no alert, crash or leaked socket");
-    unlike($log, qr/\[error\]/, "$s->{name}: no error logged");
-    unlike($log, qr/\Q$KEY\E/, "$s->{name}: no key in the log");
-    is(scalar($s->{sim}->violations), 0, "$s->{name}: no protocol violation seen by the simulators")
-        or diag explain [ $s->{sim}->violations ];
-}
 
 # ---- the scenarios ---------------------------------------------------------
 
@@ -772,74 +614,7 @@ push @S, {
 
 # ---- run them: simulators, nginx, then all calls at once --------------------
 
-my $speech = VoiceSim::Speech->new(voice => 'en-us+f3');
-
-for my $s (@S) {
-    (my $tag = $s->{name}) =~ s/\W+/-/g;
-    $s->{dir} = "$dir/$tag";
-    $s->{records} = "$s->{dir}/records";
-    make_path($s->{records});
-    $s->{script_file} = write_file("$s->{dir}/script.txt", $s->{script});
-    # the caller's speech is synthesised now, not while calls run
-    $speech->ulaw($_) for VoiceSim::Script->parse_file($s->{script_file})->utterances;
-    $s->{sim} = VoiceSim::Sim->start(dir => "$s->{dir}/sim", tls => $s->{tls},
-                                     script => $s->{script_file}, key => $KEY,
-                                     config => $s->{sim_config} // {});
-    $s->{srv} = VoiceTest::Nginx::Server->start(
-        server => location($s->{sim}, records => $s->{records}, %$s),
-        http => 'log_format voice "$voice_call_sid turns=$voice_turns '
-              . 'interruptions=$voice_interruptions duration=$voice_duration '
-              . 'latency=$voice_latency_mean/$voice_latency_max '
-              . 'end=\\"$voice_end_reason\\" caller=$voice_param_caller"; '
-              . 'access_log logs/voice.log voice;');
-}
-
-# all at once; under valgrind nginx is slow, so two at a time
-my $batch = $ENV{TEST_NGINX_USE_VALGRIND} ? 2 : scalar @S;
-my $t0 = time;
-for (my $b = 0; $b < @S; $b += $batch) {
-    my $last = $b + $batch - 1 < $#S ? $b + $batch - 1 : $#S;
-    my @group = @S[$b .. $last];
-    my $running = @group;
-    my $start = time;
-    for my $i (0 .. $#group) {
-        my $s = $group[$i];
-        Mojo::IOLoop->timer(0.2 * $i => sub {
-            $s->{caller} = VoiceSim::Caller->new(
-                url => 'ws://127.0.0.1:' . $s->{srv}->port . '/stream',
-                script => $s->{script_file}, out => "$s->{dir}/calls",
-                params => $s->{params} // { caller => 'Dana' },
-                max_wait_ms => 20000, max_duration_ms => 60000);
-            $s->{caller}->start(sub { $s->{summary} = shift; $running-- });
-        });
-    }
-    # each caller gives up after max_duration_ms; this is only a backstop
-    Mojo::IOLoop->one_tick while $running && time < $start + 120;
-}
-note(sprintf 'calls took %.1f s', time - $t0);
-
-for my $s (@S) {
-    subtest $s->{name} => sub {
-        my $sum = $s->{summary};
-        ok($sum, 'the call ran to its end') or return;
-        my $file = "$s->{records}/$sum->{call_sid}.json";
-        $s->{record} = wait_record($file, 10);
-        ok($s->{record}, "the call record was written: $file") or return;
-        ok($s->{srv}->wait_log(qr/voice: call ended/, 10), 'nginx ended the call');
-        is($sum->{handshake}{status}, 101, 'the call was answered');
-        is_deeply($sum->{violations}, [], 'no Twilio protocol violation');
-        is_deeply($sum->{timeouts}, [], 'the caller never waited in vain');
-        is($sum->{close}{by}, $s->{closed_by} // 'caller',
-           $s->{closed_by} ? 'the agent ended the call' : 'the caller hung up');
-        $s->{check}->($s);
-        is($s->{srv}->stop, '', 'valgrind clean') if $ENV{TEST_NGINX_USE_VALGRIND};
-        $s->{srv}->stop;
-        access_log_line($s);
-        clean_log($s);
-        note(VoiceSim::Caller->format_summary($sum)) unless Test::More->builder->is_passing;
-    };
-    $s->{sim}->stop;
-}
+run_scenarios($dir, @S);
 
 # ---- nginx -t: what the agent needs ----------------------------------------
 
