@@ -28,6 +28,7 @@
 #include "ngx_voice_heard.h"
 #include "ngx_voice_record.h"
 #include "ngx_voice_tools.h"
+#include "ngx_voice_persona.h"
 
 #include <cjson/cJSON.h>
 
@@ -107,6 +108,7 @@ typedef struct {
     ngx_voice_tts_t           tts;
     ngx_voice_bot_t           bot;
     ngx_voice_record_t       *rec;
+    ngx_voice_persona_t      *persona;        /* voice_persona_url */
 
     /* the caller's turn being spoken: its final segments */
     u_char                   *user;
@@ -153,10 +155,13 @@ typedef struct {
     unsigned                  tool_wait:1;    /* answer after the tools */
     unsigned                  tools_starting:1;
     unsigned                  transferring:1;
+    unsigned                  persona_wait:1;
 } ngx_voice_agent_t;
 
 
 static ngx_int_t ngx_voice_agent_start(ngx_voice_call_t *call);
+static void ngx_voice_agent_persona(ngx_voice_persona_t *p);
+static void ngx_voice_agent_begin(ngx_voice_agent_t *a);
 static ngx_int_t ngx_voice_agent_media(ngx_voice_call_t *call,
     u_char *audio, size_t len);
 static ngx_int_t ngx_voice_agent_dtmf(ngx_voice_call_t *call, u_char digit);
@@ -281,7 +286,6 @@ static ngx_int_t
 ngx_voice_agent_start(ngx_voice_call_t *call)
 {
     u_char                  *words;
-    ngx_str_t                greeting;
     ngx_pool_t              *pool;
     ngx_voice_agent_t       *a;
 
@@ -336,13 +340,93 @@ ngx_voice_agent_start(ngx_voice_call_t *call)
 
     a->llm_on = 1;
 
+    if (a->conf->persona == NULL) {
+        ngx_voice_agent_begin(a);
+        return NGX_OK;
+    }
+
+    /*
+     * The persona names the language and the voice to connect with: the
+     * legs wait for it (voice_persona_timeout at most); the LLM's
+     * connection is warmed meanwhile.
+     */
+    (void) ngx_voice_llm_warm(&a->llm);
+
+    a->persona = ngx_pcalloc(pool, sizeof(ngx_voice_persona_t));
+    if (a->persona == NULL) {
+        ngx_voice_ws_finish(call, NGX_ERROR);
+        return NGX_ERROR;
+    }
+
+    a->persona_wait = 1;
+
+    if (ngx_voice_persona_fetch(a->persona, call, ngx_voice_agent_persona,
+                                a)
+        != NGX_OK)
+    {
+        a->persona->error = "it could not be requested";
+        ngx_voice_agent_persona(a->persona);
+    }
+
+    return NGX_OK;
+}
+
+
+/* the persona came, or the defaults apply: the call begins */
+
+static void
+ngx_voice_agent_persona(ngx_voice_persona_t *p)
+{
+    ngx_voice_agent_t  *a;
+
+    a = p->data;
+    a->persona_wait = 0;
+
+    if (p->error == NULL) {
+        if (p->system.len) {
+            a->llm.system = p->system;
+        }
+
+        if (p->model.len) {
+            a->llm.model = p->model;
+        }
+
+        if (p->have_tools) {
+            a->llm.tools = p->tools;
+        }
+    }
+
+    ngx_voice_record_persona(a->rec, p->error, p->status, p->elapsed,
+                             p->system.len != 0, p->greeting.len != 0,
+                             &p->voice, &p->model, &p->language,
+                             p->have_tools ? &p->tools : NULL);
+
+    if (a->over || a->stopping) {
+        return;
+    }
+
+    ngx_voice_agent_begin(a);
+}
+
+
+static void
+ngx_voice_agent_begin(ngx_voice_agent_t *a)
+{
+    ngx_str_t             greeting;
+    ngx_voice_call_t     *call;
+    ngx_voice_persona_t  *p;
+
+    call = a->call;
+    p = a->persona;
+
     if (ngx_voice_tts_start(&a->tts, call, a->conf->tts,
-                            &ngx_voice_agent_tts_events, a)
+                            &ngx_voice_agent_tts_events, a,
+                            p && p->voice.len ? &p->voice : NULL)
         == NGX_ERROR)
     {
         ngx_voice_agent_end(a, NGX_VOICE_WS_CLOSE_INTERNAL,
                             "text-to-speech unavailable");
-        return NGX_OK;
+        return;
     }
 
     a->tts_on = 1;
@@ -350,16 +434,23 @@ ngx_voice_agent_start(ngx_voice_call_t *call)
     /* failures are reported through the closed event */
     a->stt_on = 1;
     (void) ngx_voice_stt_start(&a->stt, call, &ngx_voice_agent_stt_events,
-                               a);
+                               a, p && p->language.len ? &p->language
+                                                       : NULL);
 
     if (call->state == NGX_VOICE_CALL_DONE || a->over) {
-        return NGX_OK;
+        return;
     }
 
     (void) ngx_voice_llm_warm(&a->llm);
 
-    if (ngx_voice_conf_text(call, a->conf->greeting, &greeting) != NGX_OK) {
-        return NGX_ERROR;
+    if (p && p->greeting.len) {
+        greeting = p->greeting;
+
+    } else if (ngx_voice_conf_text(call, a->conf->greeting, &greeting)
+               != NGX_OK)
+    {
+        ngx_voice_agent_end(a, NGX_VOICE_WS_CLOSE_INTERNAL, "internal error");
+        return;
     }
 
     if (greeting.len) {
@@ -369,7 +460,6 @@ ngx_voice_agent_start(ngx_voice_call_t *call)
         ngx_voice_agent_say(a, greeting.data, greeting.len, 1);
     }
 
-    return NGX_OK;
 }
 
 
@@ -379,6 +469,11 @@ ngx_voice_agent_media(ngx_voice_call_t *call, u_char *audio, size_t len)
     ngx_voice_agent_t  *a;
 
     a = call->mode_ctx;
+
+    /* before the persona: the caller hears nothing yet either */
+    if (!a->stt_on) {
+        return NGX_OK;
+    }
 
     return ngx_voice_stt_audio(&a->stt, audio, len);
 }
@@ -727,6 +822,10 @@ ngx_voice_agent_cleanup(ngx_voice_call_t *call)
 
     if (a->dtmf_timer.timer_set) {
         ngx_del_timer(&a->dtmf_timer);
+    }
+
+    if (a->persona) {
+        ngx_voice_persona_cancel(a->persona);
     }
 
     a->over = 1;

@@ -76,7 +76,7 @@ ngx_voice_announce_start(ngx_voice_call_t *call)
     a->started = ngx_current_msec;
 
     if (ngx_voice_tts_start(&a->tts, call, call->conf->tts,
-                            &ngx_voice_announce_events, a)
+                            &ngx_voice_announce_events, a, NULL)
         == NGX_ERROR)
     {
         return NGX_ERROR;

@@ -16,6 +16,7 @@
 #include "ngx_voice_tts.h"
 #include "ngx_voice_http_client.h"
 #include "ngx_voice_tools.h"
+#include "ngx_voice_persona.h"
 
 
 static ngx_int_t ngx_voice_conf_requests(ngx_conf_t *cf,
@@ -783,6 +784,10 @@ ngx_voice_conf_merge_providers(ngx_conf_t *cf, ngx_voice_loc_conf_t *prev,
     ngx_conf_merge_value(conf->end_call, prev->end_call, 0);
     ngx_conf_merge_ptr_value(conf->hangup_phrase, prev->hangup_phrase, NULL);
 
+    ngx_conf_merge_str_value(conf->persona_url, prev->persona_url, "");
+    ngx_conf_merge_msec_value(conf->persona_timeout, prev->persona_timeout,
+                              2000);
+
     /* where the agent runs, the tools the LLM is offered */
     if (ngx_voice_tools_merge(cf, prev, conf) != NGX_OK) {
         return NGX_CONF_ERROR;
@@ -839,7 +844,8 @@ ngx_voice_conf_merge_providers(ngx_conf_t *cf, ngx_voice_loc_conf_t *prev,
     }
 
     if (conf->mode == &ngx_voice_agent_mode
-        && ngx_voice_tools_connect(cf, conf) != NGX_OK)
+        && (ngx_voice_tools_connect(cf, conf) != NGX_OK
+            || ngx_voice_persona_connect(cf, conf) != NGX_OK))
     {
         return NGX_CONF_ERROR;
     }

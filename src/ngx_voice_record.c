@@ -313,6 +313,83 @@ ngx_voice_record_tool(ngx_voice_record_t *rec, ngx_uint_t turn,
 }
 
 
+/*
+ * Where the call's persona came from: the application (and what it
+ * set), or the configured defaults and why.
+ */
+
+void
+ngx_voice_record_persona(ngx_voice_record_t *rec, const char *error,
+    ngx_uint_t status, ngx_msec_t elapsed, ngx_uint_t system,
+    ngx_uint_t greeting, ngx_str_t *voice, ngx_str_t *model,
+    ngx_str_t *language, ngx_str_t *tools)
+{
+    cJSON  *e, *all, *item, *names, *name;
+
+    if (rec == NULL || rec->root == NULL) {
+        return;
+    }
+
+    e = cJSON_AddObjectToObject(rec->root, "persona");
+    if (e == NULL) {
+        return;
+    }
+
+    (void) cJSON_AddStringToObject(e, "source",
+                                   error ? "defaults" : "application");
+
+    if (error) {
+        (void) cJSON_AddStringToObject(e, "error", error);
+        ngx_voice_record_degraded(rec, "persona not used: %s", error);
+    }
+
+    if (status) {
+        (void) cJSON_AddNumberToObject(e, "status", (double) status);
+    }
+
+    (void) cJSON_AddNumberToObject(e, "ms", (double) elapsed);
+
+    if (error) {
+        return;
+    }
+
+    (void) cJSON_AddBoolToObject(e, "system_prompt", system != 0);
+    (void) cJSON_AddBoolToObject(e, "greeting", greeting != 0);
+
+    if (voice->len) {
+        (void) ngx_voice_record_text(e, "voice", voice->data, voice->len);
+    }
+
+    if (model->len) {
+        (void) ngx_voice_record_text(e, "model", model->data, model->len);
+    }
+
+    if (language->len) {
+        (void) ngx_voice_record_text(e, "language", language->data,
+                                     language->len);
+    }
+
+    if (tools == NULL) {
+        return;
+    }
+
+    names = cJSON_AddArrayToObject(e, "tools");
+    all = cJSON_ParseWithLength((char *) tools->data, tools->len);
+
+    cJSON_ArrayForEach(item, all) {
+        name = cJSON_GetObjectItemCaseSensitive(
+                   cJSON_GetObjectItemCaseSensitive(item, "function"), "name");
+
+        if (names && cJSON_IsString(name)) {
+            (void) cJSON_AddItemToArray(names,
+                                        cJSON_CreateString(name->valuestring));
+        }
+    }
+
+    cJSON_Delete(all);
+}
+
+
 void
 ngx_voice_record_degraded(ngx_voice_record_t *rec, const char *fmt, ...)
 {

@@ -62,6 +62,10 @@ void ngx_voice_record_tool(ngx_voice_record_t *rec, ngx_uint_t turn,
     u_char *name, size_t name_len, u_char *id, size_t id_len, u_char *args,
     size_t args_len, const char *outcome, ngx_uint_t status, u_char *result,
     size_t result_len, ngx_msec_t elapsed);
+void ngx_voice_record_persona(ngx_voice_record_t *rec, const char *error,
+    ngx_uint_t status, ngx_msec_t elapsed, ngx_uint_t system,
+    ngx_uint_t greeting, ngx_str_t *voice, ngx_str_t *model,
+    ngx_str_t *language, ngx_str_t *tools);
 void ngx_voice_record_degraded(ngx_voice_record_t *rec, const char *fmt,
     ...);
 void ngx_voice_record_finish(ngx_voice_record_t *rec, const char *reason,

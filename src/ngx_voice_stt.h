@@ -49,6 +49,7 @@ struct ngx_voice_stt_s {
     ngx_voice_call_t         *call;
     ngx_voice_stt_events_t   *events;
     void                     *owner;
+    ngx_str_t                 language;       /* the call's, or "" */
 
     ngx_event_t               timer;          /* keep-alive, reconnect */
     ngx_msec_t                last_sent;
@@ -78,7 +79,7 @@ struct ngx_voice_stt_s {
 
 
 ngx_int_t ngx_voice_stt_start(ngx_voice_stt_t *stt, ngx_voice_call_t *call,
-    ngx_voice_stt_events_t *events, void *owner);
+    ngx_voice_stt_events_t *events, void *owner, ngx_str_t *language);
 ngx_int_t ngx_voice_stt_audio(ngx_voice_stt_t *stt, u_char *audio,
     size_t len);
 ngx_int_t ngx_voice_stt_finalize(ngx_voice_stt_t *stt);

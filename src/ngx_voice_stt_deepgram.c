@@ -9,6 +9,7 @@
 
 
 #include "ngx_voice_stt.h"
+#include "ngx_voice_persona.h"
 #include "ngx_voice_deepgram.h"
 
 
@@ -38,7 +39,7 @@ static ngx_voice_wsc_handler_t  ngx_voice_stt_ws_handler = {
 
 ngx_int_t
 ngx_voice_stt_start(ngx_voice_stt_t *stt, ngx_voice_call_t *call,
-    ngx_voice_stt_events_t *events, void *owner)
+    ngx_voice_stt_events_t *events, void *owner, ngx_str_t *language)
 {
     ngx_voice_loc_conf_t  *conf;
 
@@ -49,6 +50,10 @@ ngx_voice_stt_start(ngx_voice_stt_t *stt, ngx_voice_call_t *call,
     stt->call = call;
     stt->events = events;
     stt->owner = owner;
+
+    if (language) {
+        stt->language = *language;
+    }
 
     ngx_voice_wsc_init(&stt->ws, call, conf->stt, &ngx_voice_stt_ws_handler,
                        stt, 64 * 1024);
@@ -75,6 +80,7 @@ ngx_voice_stt_start(ngx_voice_stt_t *stt, ngx_voice_call_t *call,
 static ngx_int_t
 ngx_voice_stt_connect(ngx_voice_stt_t *stt)
 {
+    ngx_str_t              target;
     ngx_voice_loc_conf_t  *conf;
 
     conf = stt->call->conf;
@@ -88,7 +94,18 @@ ngx_voice_stt_connect(ngx_voice_stt_t *stt)
         return NGX_ERROR;
     }
 
-    return ngx_voice_wsc_connect(&stt->ws, &stt->ws.leg.ep->request);
+    target = stt->ws.leg.ep->request;
+
+    /* the call's own language (a persona): on every endpoint */
+    if (stt->language.len
+        && ngx_voice_persona_uri(stt->call, &target, "language=",
+                                 &stt->language, &target)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_voice_wsc_connect(&stt->ws, &target);
 }
 
 

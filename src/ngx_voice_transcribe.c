@@ -122,7 +122,7 @@ ngx_voice_transcribe_start(ngx_voice_call_t *call)
 
     /* failures are reported through the closed event */
     (void) ngx_voice_stt_start(&t->stt, call, &ngx_voice_transcribe_events,
-                               t);
+                               t, NULL);
 
     if (call->conf->llm && call->state != NGX_VOICE_CALL_DONE) {
         t->reply = ngx_pnalloc(call->request->pool, NGX_VOICE_TURN_MAX);

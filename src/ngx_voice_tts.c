@@ -7,6 +7,7 @@
 
 
 #include "ngx_voice_tts.h"
+#include "ngx_voice_persona.h"
 
 
 static ngx_int_t ngx_voice_tts_may_reconnect(ngx_voice_tts_t *tts,
@@ -21,7 +22,8 @@ static ngx_voice_tts_ops_t  *ngx_voice_tts_vendors[] = {
 
 ngx_int_t
 ngx_voice_tts_start(ngx_voice_tts_t *tts, ngx_voice_call_t *call,
-    ngx_voice_tts_conf_t *conf, ngx_voice_tts_events_t *events, void *owner)
+    ngx_voice_tts_conf_t *conf, ngx_voice_tts_events_t *events, void *owner,
+    ngx_str_t *voice)
 {
     ngx_memzero(tts, sizeof(ngx_voice_tts_t));
 
@@ -36,6 +38,10 @@ ngx_voice_tts_start(ngx_voice_tts_t *tts, ngx_voice_call_t *call,
     tts->events = events;
     tts->owner = owner;
     tts->ops = ngx_voice_tts_vendors[conf->vendor];
+
+    if (voice) {
+        tts->voice = *voice;
+    }
 
     tts->text = ngx_pnalloc(call->request->pool, NGX_VOICE_TTS_TEXT_MAX);
     if (tts->text == NULL) {
@@ -204,6 +210,8 @@ ngx_voice_tts_opened(ngx_voice_tts_t *tts,
 ngx_int_t
 ngx_voice_tts_connect(ngx_voice_tts_t *tts, const char *auth)
 {
+    ngx_str_t  target;
+
     tts->ws.nfields = 0;
     tts->ctx_open = 0;
 
@@ -211,7 +219,20 @@ ngx_voice_tts_connect(ngx_voice_tts_t *tts, const char *auth)
         return NGX_ERROR;
     }
 
-    return ngx_voice_wsc_connect(&tts->ws, &tts->ws.leg.ep->request);
+    target = tts->ws.leg.ep->request;
+
+    /* the call's own voice (a persona): Aura names it as the model */
+    if (tts->voice.len
+        && ngx_voice_persona_uri(tts->call, &target,
+                                 tts->conf->vendor == NGX_VOICE_TTS_AURA
+                                 ? "model=" : "/text-to-speech/",
+                                 &tts->voice, &target)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_voice_wsc_connect(&tts->ws, &target);
 }
 
 

@@ -85,6 +85,7 @@ struct ngx_voice_tts_s {
     ngx_voice_tts_events_t   *events;
     ngx_voice_tts_ops_t      *ops;
     void                     *owner;
+    ngx_str_t                 voice;          /* the call's, or "" */
 
     ngx_uint_t                turn;           /* the context now; 0: none */
     u_char                    ctx_id[24];
@@ -117,7 +118,8 @@ struct ngx_voice_tts_s {
 
 
 ngx_int_t ngx_voice_tts_start(ngx_voice_tts_t *tts, ngx_voice_call_t *call,
-    ngx_voice_tts_conf_t *conf, ngx_voice_tts_events_t *events, void *owner);
+    ngx_voice_tts_conf_t *conf, ngx_voice_tts_events_t *events, void *owner,
+    ngx_str_t *voice);
 ngx_int_t ngx_voice_tts_say(ngx_voice_tts_t *tts, ngx_uint_t turn,
     u_char *text, size_t len, ngx_uint_t last);
 ngx_int_t ngx_voice_tts_cancel(ngx_voice_tts_t *tts);
