@@ -61,7 +61,8 @@ sub location {
          . "voice_system_prompt \"$PROMPT\"; "
          . "voice_call_record $o{records}; "
          . ($sim->tls ? "voice_ssl_trusted_certificate " . $sim->ca_file . "; " : '')
-         . ($o{extra} // '') . " }";
+         . (ref $o{extra} eq 'CODE' ? $o{extra}->($sim) : $o{extra} // '')
+         . " }";
 }
 
 sub words { split ' ', $_[0] // '' }
@@ -191,9 +192,10 @@ sub clean_log {
 # Runs the scenarios: simulators and nginx for each, the calls side by
 # side (two at a time under valgrind), then each one's checks in a subtest.
 # A scenario: name, script, check (sub), and optionally tls, sim_config,
-# params, closed_by, greeting, extra (directives), server (extra server
-# blocks), http (extra http-level directives), after (sub run once the
-# call ended, before the checks).
+# params, closed_by, greeting, extra (directives, or a sub of the
+# simulators returning them), auth_token (the caller signs the upgrade),
+# server (a sub returning more server-level text), http (more http-level
+# directives).
 sub run_scenarios {
     my ($dir, @S) = @_;
     my $speech = VoiceSim::Speech->new(voice => 'en-us+f3');
@@ -234,6 +236,7 @@ sub run_scenarios {
                     url => 'ws://127.0.0.1:' . $s->{srv}->port . '/stream',
                     script => $s->{script_file}, out => "$s->{dir}/calls",
                     params => $s->{params} // { caller => 'Dana' },
+                    $s->{auth_token} ? (auth_token => $s->{auth_token}) : (),
                     max_wait_ms => 20000, max_duration_ms => 60000);
                 $s->{caller}->start(sub { $s->{summary} = shift; $running-- });
             });

@@ -191,7 +191,7 @@ package VoiceSim::Common;
 # ---- TLS -------------------------------------------------------------------
 
 our @DEFAULT_NAMES = qw(localhost api.deepgram.com api.cerebras.ai
-                        api.elevenlabs.io api.openai.com);
+                        api.elevenlabs.io api.openai.com api.twilio.com);
 
 sub _run {
     my @cmd = @_;
@@ -318,7 +318,7 @@ sub headers_for_log {
 
 sub _mask {
     my $v = shift;
-    $v =~ s/(\b(?:Token|Bearer|token|bearer)[ ,]+|^)(\S{0,4})\S*/$1$2***/;
+    $v =~ s/(\b(?:Token|Bearer|Basic|token|bearer|basic)[ ,]+|^)(\S{0,4})\S*/$1$2***/;
     return $v;
 }
 

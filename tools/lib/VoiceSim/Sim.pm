@@ -7,9 +7,11 @@ package VoiceSim::Sim;
 #   $sim->port('stt'); $sim->url('llm'); $sim->ca_file;
 #   $sim->records('llm'); $sim->violations; $sim->stop;
 #
-# One child process (fork + exec of tools/voice-sim serve) runs all four
+# One child process (fork + exec of tools/voice-sim serve) runs all the
 # simulators, each on its own 127.0.0.1 port: stt (Deepgram listen), llm
-# (Cerebras chat completions), tts (ElevenLabs), aura (Deepgram speak).
+# (Cerebras chat completions), tts (ElevenLabs), aura (Deepgram speak),
+# twilio (Twilio REST call updates) and app (the operator's application:
+# persona, tools, signed call-record events).
 
 use strict;
 use warnings;
@@ -24,9 +26,11 @@ use Mojo::JSON qw(encode_json decode_json);
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(sleep time);
 
-our @NAMES = qw(stt llm tts aura);
+our @NAMES = qw(stt llm tts aura twilio app);
 my %PATHS = (stt => '/v1/listen', llm => '/v1/chat/completions',
-             tts => '/v1/text-to-speech', aura => '/v1/speak');
+             tts => '/v1/text-to-speech', aura => '/v1/speak',
+             twilio => '/2010-04-01/Accounts', app => '');
+my %HTTP = map { $_ => 1 } qw(llm twilio app);
 my $TOOLS = abs_path(dirname(__FILE__) . '/../..');
 
 sub start {
@@ -102,16 +106,33 @@ sub tls  { $_[0]{info}{tls} }
 sub port { $_[0]{info}{ports}{$_[1]} // croak "unknown simulator $_[1]" }
 sub names { @NAMES }
 
-# base URL: ws(s)://127.0.0.1:PORT for stt/tts/aura, http(s):// for llm
+# base URL: ws(s)://127.0.0.1:PORT for stt/tts/aura, http(s):// for
+# llm/twilio/app
 sub url {
     my ($self, $n) = @_;
-    my $s = $n eq 'llm' ? 'http' : 'ws';
+    my $s = $HTTP{$n} ? 'http' : 'ws';
     $s .= 's' if $self->tls;
     return "$s://127.0.0.1:" . $self->port($n);
 }
 
-# the provider path under the URL (tts: the prefix before /{voice_id}/...)
+# the provider path under the URL (tts: the prefix before /{voice_id}/...,
+# twilio: the prefix before /{AccountSid}/Calls/{CallSid}.json, app: '')
 sub path { $PATHS{$_[1]} }
+
+# app endpoints: app_url('persona'), app_url('tools', 'lookup'), app_url('events')
+sub app_url { join '/', $_[0]->url('app'), @_[1 .. $#_] }
+
+# twilio_call_url($account_sid, $call_sid): the call resource to POST to
+sub twilio_call_url { $_[0]->url('twilio') . "$PATHS{twilio}/$_[1]/Calls/$_[2].json" }
+
+# call records the app accepted: DIR/events/<CallSid>.json
+sub events_dir { "$_[0]{dir}/events" }
+
+sub event {
+    my ($self, $sid) = @_;
+    my $raw = _slurp($self->events_dir . "/$sid.json");
+    return length $raw ? decode_json($raw) : undef;
+}
 
 sub ca_file { $_[0]{info}{ca_file} }
 sub cert_file { $_[0]{info}{cert_file} }
@@ -163,7 +184,7 @@ sub stop {
 
 sub DESTROY { local ($?, $@); $_[0]->stop if $_[0]{pid} }
 
-# ---- the child: serve all four simulators -----------------------------------
+# ---- the child: serve all the simulators -------------------------------------
 
 sub serve {
     my ($class, %o) = @_;
@@ -174,6 +195,8 @@ sub serve {
     require VoiceSim::LLM;
     require VoiceSim::ElevenLabs;
     require VoiceSim::Aura;
+    require VoiceSim::Twilio;
+    require VoiceSim::App;
     require VoiceSim::Script;
 
     my $dir = $o{dir} or croak 'serve needs dir';
@@ -182,10 +205,13 @@ sub serve {
     if ($o{config}) {
         $data = decode_json(_slurp($o{config}) || '{}');
     }
-    for my $ov (@{ $o{set} || [] }) {    # --set llm.ttft_ms=50
-        my ($sec, $k, $v) = $ov =~ /^(\w+)\.(\w+)=(.*)$/ or croak "bad --set $ov";
+    for my $ov (@{ $o{set} || [] }) {    # --set llm.ttft_ms=50, app.tools.x.delay_ms=9
+        my ($sec, $k, $v) = $ov =~ /^(\w+)\.([\w.-]+)=(.*)$/ or croak "bad --set $ov";
         $v = eval { decode_json($v) } // $v if $v =~ /^[\[{\d"tfn-]/;
-        $data->{$sec}{$k} = $v;
+        my @k = split /\./, $k;
+        my $h = $data->{$sec} //= {};
+        $h = $h->{ shift @k } //= {} while @k > 1;
+        $h->{ $k[0] } = $v;
     }
     my $cfg = VoiceSim::Common::Config->new($data);
     my (@utt, @rep);
@@ -201,7 +227,8 @@ sub serve {
 
     my (%ports, @daemons);
     my %mods = (stt => 'VoiceSim::Deepgram', llm => 'VoiceSim::LLM',
-                tts => 'VoiceSim::ElevenLabs', aura => 'VoiceSim::Aura');
+                tts => 'VoiceSim::ElevenLabs', aura => 'VoiceSim::Aura',
+                twilio => 'VoiceSim::Twilio', app => 'VoiceSim::App');
     for my $n (@NAMES) {
         my $ctx = { name => $n, cfg => $cfg, key => $o{key} // 'test-key', dir => $dir,
                     utterances => \@utt, replies => \@rep, rand => $rand,
@@ -223,7 +250,7 @@ sub serve {
                  key => $o{key} // 'test-key',
                  ca_file => $tls ? $tls->{ca} : undef, cert_file => $tls ? $tls->{cert} : undef,
                  logs => { map { $_ => "$dir/$_.jsonl" } @NAMES },
-                 urls => { map { my $s = $_ eq 'llm' ? 'http' : 'ws'; $s .= 's' if $tls;
+                 urls => { map { my $s = $HTTP{$_} ? 'http' : 'ws'; $s .= 's' if $tls;
                                  $_ => "$s://127.0.0.1:$ports{$_}$PATHS{$_}" } @NAMES } };
     open my $fh, '>', "$dir/sim.json.tmp" or die $!;
     print $fh encode_json($info);
