@@ -9,6 +9,8 @@
 #include "ngx_voice.h"
 #include "ngx_voice_tts.h"
 #include "ngx_voice_tools.h"
+#include "ngx_voice_zone.h"
+#include "ngx_voice_request.h"
 
 
 static void *ngx_voice_create_loc_conf(ngx_conf_t *cf);
@@ -76,6 +78,10 @@ static ngx_conf_num_bounds_t  ngx_voice_reprompts_bounds = {
     ngx_conf_check_num_bounds, 0, 10
 };
 
+static ngx_conf_num_bounds_t  ngx_voice_max_calls_bounds = {
+    ngx_conf_check_num_bounds, 0, 1000000
+};
+
 static ngx_voice_bounds_t  ngx_voice_finalize_bounds = {
     ngx_voice_check_msec, 0, 10000
 };
@@ -97,6 +103,18 @@ static ngx_voice_conf_backups_t  ngx_voice_tts_backups = {
 
 static ngx_voice_conf_backups_t  ngx_voice_llm_backups = {
     offsetof(ngx_voice_loc_conf_t, llm_backups)
+};
+
+static ngx_voice_conf_backups_t  ngx_voice_events_backups = {
+    offsetof(ngx_voice_loc_conf_t, events_backups)
+};
+
+static ngx_conf_num_bounds_t  ngx_voice_events_retries_bounds = {
+    ngx_conf_check_num_bounds, 0, 10
+};
+
+static ngx_voice_bounds_t  ngx_voice_events_timeout_bounds = {
+    ngx_voice_check_msec, 1, 120000
 };
 
 
@@ -608,6 +626,76 @@ static ngx_command_t  ngx_voice_commands[] = {
       offsetof(ngx_voice_loc_conf_t, provider_timeout),
       &ngx_voice_timeout_bounds },
 
+    { ngx_string("voice_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_voice_zone,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("voice_max_calls"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, max_calls),
+      &ngx_voice_max_calls_bounds },
+
+    { ngx_string("voice_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE12,
+      ngx_voice_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("voice_events_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_voice_conf_url,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, events_url),
+      &ngx_voice_events_backups },
+
+    { ngx_string("voice_events_secret"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_voice_conf_secret,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, events_secret),
+      NULL },
+
+    { ngx_string("voice_events_retries"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, events_retries),
+      &ngx_voice_events_retries_bounds },
+
+    { ngx_string("voice_events_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, events_timeout),
+      &ngx_voice_events_timeout_bounds },
+
+    { ngx_string("voice_twilio_api_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_voice_conf_url,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, twilio_api_url),
+      NULL },
+
+    { ngx_string("voice_twilio_account_sid"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_voice_conf_secret,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, twilio_account_sid),
+      NULL },
+
+    { ngx_string("voice_twilio_complete"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_voice_loc_conf_t, twilio_complete),
+      NULL },
+
       ngx_null_command
 };
 
@@ -637,7 +725,7 @@ ngx_module_t  ngx_http_voice_module = {
     NULL,                                  /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_voice_request_exit_process,        /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -668,6 +756,8 @@ ngx_voice_create_loc_conf(ngx_conf_t *cf)
      *     conf->mode = NULL;
      *     conf->auth_token = { 0, NULL };
      *     conf->public_url = { 0, NULL };
+     *     conf->status = NGX_VOICE_STATUS_OFF;
+     *     conf->status_zone = NULL;
      */
 
     conf->max_message_size = NGX_CONF_UNSET_SIZE;
@@ -676,8 +766,11 @@ ngx_voice_create_loc_conf(ngx_conf_t *cf)
     conf->send_timeout = NGX_CONF_UNSET_MSEC;
     conf->echo_delay = NGX_CONF_UNSET_MSEC;
     conf->echo_mark_every = NGX_CONF_UNSET_UINT;
+    conf->zone = NGX_CONF_UNSET_PTR;
+    conf->max_calls = NGX_CONF_UNSET_UINT;
 
     ngx_voice_conf_init_providers(conf);
+    ngx_voice_request_init_conf(conf);
 
     return conf;
 }
@@ -719,7 +812,15 @@ ngx_voice_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                       "is set", &clcf->name);
     }
 
+    if (ngx_voice_zone_merge(cf, prev, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     if (ngx_voice_twiml_merge(cf, prev, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_voice_request_merge_conf(cf, prev, conf) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;
     }
 

@@ -23,6 +23,8 @@
 #endif
 
 
+#define NGX_VOICE_VERSION          "0.1.0"
+
 #define NGX_VOICE_OUT_BLOCK        4096   /* output queue block size */
 #define NGX_VOICE_READ_BUF         4096   /* inbound socket read buffer */
 #define NGX_VOICE_MSG_MIN          1024   /* reassembly buffer kept */
@@ -44,6 +46,11 @@ typedef struct ngx_voice_call_s  ngx_voice_call_t;
 #define NGX_VOICE_NEEDS_STT        0x01
 #define NGX_VOICE_NEEDS_TTS        0x02
 #define NGX_VOICE_NEEDS_LLM        0x04
+
+/* what a voice_status location answers */
+#define NGX_VOICE_STATUS_OFF       0
+#define NGX_VOICE_STATUS_FULL      1
+#define NGX_VOICE_STATUS_HEALTH    2
 
 /* how the LLM's text is cut for text-to-speech */
 #define NGX_VOICE_CHUNK_WORD       0
@@ -168,6 +175,26 @@ typedef struct {
 
     ngx_msec_t                connect_timeout;
     ngx_msec_t                provider_timeout;
+
+    /* shared-memory metrics (ngx_voice_zone.c, ngx_voice_status.c) */
+    ngx_shm_zone_t           *zone;            /* voice_zone; NULL: none */
+    ngx_uint_t                max_calls;       /* 0: no limit */
+    ngx_uint_t                status;          /* NGX_VOICE_STATUS_* */
+    ngx_shm_zone_t           *status_zone;     /* NULL: the voice_zone */
+
+    /* requests that outlive the call (ngx_voice_request.c) */
+    ngx_str_t                 events_url;
+    ngx_array_t              *events_backups;
+    ngx_str_t                 events_secret;   /* HMAC key, never logged */
+    ngx_uint_t                events_retries;
+    ngx_msec_t                events_timeout;
+    void                     *events;          /* ngx_voice_request_conf_t */
+
+    /* Twilio's REST API, the live call (auth_token is its password) */
+    ngx_str_t                 twilio_api_url;
+    ngx_str_t                 twilio_account_sid; /* "": the call's own */
+    ngx_flag_t                twilio_complete;
+    void                     *twilio;          /* ngx_voice_request_conf_t */
 } ngx_voice_loc_conf_t;
 
 
@@ -249,6 +276,7 @@ struct ngx_voice_call_s {
     unsigned                  close_sent:1;
     unsigned                  close_received:1;
     unsigned                  cleaned:1;
+    unsigned                  counted:1;       /* in voice_zone's active */
 };
 
 

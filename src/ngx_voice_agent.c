@@ -29,6 +29,9 @@
 #include "ngx_voice_record.h"
 #include "ngx_voice_tools.h"
 #include "ngx_voice_persona.h"
+#include "ngx_voice_request.h"
+#include "ngx_voice_form.h"
+#include "ngx_voice_zone.h"
 
 #include <cjson/cJSON.h>
 
@@ -156,6 +159,7 @@ typedef struct {
     unsigned                  tools_starting:1;
     unsigned                  transferring:1;
     unsigned                  persona_wait:1;
+    unsigned                  hung_up:1;      /* the REST update is on */
 } ngx_voice_agent_t;
 
 
@@ -238,6 +242,9 @@ static ngx_int_t ngx_voice_agent_remember_calls(ngx_voice_agent_t *a,
     ngx_voice_oa_stream_t *s);
 static void ngx_voice_agent_tool_done(ngx_voice_tool_run_t *run);
 static void ngx_voice_agent_continue(ngx_voice_agent_t *a);
+static void ngx_voice_agent_hangup(ngx_voice_agent_t *a);
+static void ngx_voice_agent_updated(ngx_voice_call_t *call,
+    ngx_uint_t status, void *data);
 static void ngx_voice_agent_end(ngx_voice_agent_t *a, ngx_uint_t code,
     const char *reason);
 
@@ -1128,6 +1135,7 @@ ngx_voice_agent_user_turn(ngx_voice_agent_t *a, const char *why)
 
     a->turns++;
     a->call->turns = a->turns;
+    ngx_voice_zone_turn(a->call);
 
     ngx_log_error(NGX_LOG_INFO, log, 0,
                   "voice: caller turn %ui (%s): \"%*s\"", a->turns, why,
@@ -1389,7 +1397,7 @@ ngx_voice_agent_next(ngx_voice_agent_t *a)
                       "voice: goodbye heard, ending the call (%s)",
                       a->end_reason);
 
-        ngx_voice_agent_end(a, NGX_VOICE_WS_CLOSE_NORMAL, "call ended");
+        ngx_voice_agent_hangup(a);
         return;
     }
 
@@ -1401,6 +1409,105 @@ ngx_voice_agent_next(ngx_voice_agent_t *a)
     if (a->conf->idle_reprompt && a->user_len == 0 && !a->interim) {
         ngx_add_timer(&a->idle, a->conf->idle_reprompt);
     }
+}
+
+
+/*
+ * The goodbye (or the transfer's announcement) was heard.  A transfer
+ * updates the live call with <Dial> TwiML, and voice_twilio_complete
+ * completes it, through Twilio's REST API: the stream is closed once
+ * Twilio has the update (closing first would run the TwiML after
+ * <Connect> meanwhile).  Otherwise the stream is closed now.
+ */
+
+static void
+ngx_voice_agent_hangup(ngx_voice_agent_t *a)
+{
+    u_char      twiml[NGX_VOICE_OA_MAX_NAME + 64], *p;
+    size_t      len;
+    ngx_str_t   form;
+
+    if (a->hung_up) {
+        return;
+    }
+
+    a->hung_up = 1;
+
+    if (a->transferring) {
+        /* an allowed number: E.164, nothing to escape in XML */
+        p = ngx_sprintf(twiml, "<Response><Dial>%*s</Dial></Response>",
+                        a->transfer_len, a->transfer_to);
+        len = p - twiml;
+
+        form.len = sizeof("Twiml=") - 1
+                   + ngx_voice_form_encode(NULL, twiml, len);
+        form.data = ngx_pnalloc(a->call->request->pool, form.len);
+
+        if (form.data == NULL) {
+            ngx_voice_agent_updated(a->call, 0, a);
+            return;
+        }
+
+        p = ngx_cpymem(form.data, "Twiml=", sizeof("Twiml=") - 1);
+        (void) ngx_voice_form_encode(p, twiml, len);
+
+        ngx_log_error(NGX_LOG_INFO, a->call->connection->log, 0,
+                      "voice: transferring the call to %*s",
+                      a->transfer_len, a->transfer_to);
+
+    } else if (a->conf->twilio_complete) {
+        ngx_str_set(&form, "Status=completed");
+
+    } else {
+        ngx_voice_agent_end(a, NGX_VOICE_WS_CLOSE_NORMAL, "call ended");
+        return;
+    }
+
+    if (ngx_voice_twilio_update(a->call, &form, ngx_voice_agent_updated, a)
+        != NGX_OK)
+    {
+        ngx_voice_agent_updated(a->call, 0, a);
+    }
+}
+
+
+static void
+ngx_voice_agent_updated(ngx_voice_call_t *call, ngx_uint_t status,
+    void *data)
+{
+    ngx_voice_agent_t  *a;
+
+    a = data;
+
+    if (a->over) {
+        return;
+    }
+
+    /* 404: the call is over already, which a completion wanted */
+    if ((status >= 200 && status < 300)
+        || (status == NGX_HTTP_NOT_FOUND && !a->transferring))
+    {
+        ngx_voice_agent_end(a, NGX_VOICE_WS_CLOSE_NORMAL,
+                            a->transferring ? "call transferred"
+                                            : "call ended");
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, call->connection->log, 0,
+                  "voice: Twilio's REST API did not %s the call "
+                  "(status %ui): closing the stream",
+                  a->transferring ? "transfer" : "complete", status);
+
+    ngx_voice_record_degraded(a->rec, "Twilio's REST API did not %s the "
+                              "call (status %ui)",
+                              a->transferring ? "transfer" : "complete",
+                              status);
+
+    if (a->transferring) {
+        a->end_reason = "transfer failed";
+    }
+
+    ngx_voice_agent_end(a, NGX_VOICE_WS_CLOSE_NORMAL, "call ended");
 }
 
 
@@ -1466,6 +1573,7 @@ ngx_voice_agent_barge_in(ngx_voice_agent_t *a, const char *why)
 
     a->n.barge_ins++;
     a->call->interruptions++;
+    ngx_voice_zone_barge_in(a->call);
 
     ngx_log_error(NGX_LOG_INFO, a->call->connection->log, 0,
                   "voice: barge-in (%s): agent turn %ui interrupted after "

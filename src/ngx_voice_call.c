@@ -9,6 +9,7 @@
 
 
 #include "ngx_voice.h"
+#include "ngx_voice_zone.h"
 
 
 static ngx_int_t ngx_voice_call_start(ngx_voice_call_t *call,
@@ -361,6 +362,9 @@ ngx_voice_call_cleanup(ngx_voice_call_t *call)
     if (call->mode->cleanup) {
         call->mode->cleanup(call);
     }
+
+    /* after the mode's cleanup: the end reason is final */
+    ngx_voice_zone_call_close(call);
 
     ngx_voice_ws_reader_free(&call->reader);
 

@@ -17,6 +17,7 @@
 #include "ngx_voice_http_client.h"
 #include "ngx_voice_tools.h"
 #include "ngx_voice_persona.h"
+#include "ngx_voice_request.h"
 
 
 static ngx_int_t ngx_voice_conf_requests(ngx_conf_t *cf,
@@ -845,7 +846,8 @@ ngx_voice_conf_merge_providers(ngx_conf_t *cf, ngx_voice_loc_conf_t *prev,
 
     if (conf->mode == &ngx_voice_agent_mode
         && (ngx_voice_tools_connect(cf, conf) != NGX_OK
-            || ngx_voice_persona_connect(cf, conf) != NGX_OK))
+            || ngx_voice_persona_connect(cf, conf) != NGX_OK
+            || ngx_voice_request_connect(cf, conf) != NGX_OK))
     {
         return NGX_CONF_ERROR;
     }
@@ -1218,8 +1220,7 @@ ngx_voice_conf_tts_aura(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf,
 static ngx_int_t
 ngx_voice_conf_llm(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf)
 {
-    ngx_voice_hc_pool_t   *pool, *prev;
-    ngx_voice_endpoint_t  *first, *ep;
+    ngx_voice_endpoint_t  *first;
 
     first = ngx_voice_conf_endpoints(cf, conf, &conf->llm_url,
                                      conf->llm_backups, "llm",
@@ -1229,30 +1230,10 @@ ngx_voice_conf_llm(ngx_conf_t *cf, ngx_voice_loc_conf_t *conf)
     }
 
     /* a keep-alive pool per endpoint, in the same failover ring */
-    ep = first;
-    prev = NULL;
-
-    do {
-        pool = ngx_voice_hc_pool_create(cf, ep, conf->llm_keepalive,
-                                        conf->llm_keepalive_timeout);
-        if (pool == NULL) {
-            return NGX_ERROR;
-        }
-
-        if (prev) {
-            prev->next = pool;
-
-        } else {
-            conf->llm = pool;
-        }
-
-        prev = pool;
-        ep = ep->next;
-
-    } while (ep && ep != first);
-
-    if (first->next) {
-        prev->next = conf->llm;
+    conf->llm = ngx_voice_hc_pools(cf, first, conf->llm_keepalive,
+                                   conf->llm_keepalive_timeout);
+    if (conf->llm == NULL) {
+        return NGX_ERROR;
     }
 
     conf->llm_auth.len = sizeof("Bearer ") - 1 + conf->llm_key.len;

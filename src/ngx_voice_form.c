@@ -135,6 +135,52 @@ ngx_voice_form_decode(unsigned char *p, size_t len, int *bad)
 }
 
 
+size_t
+ngx_voice_form_encode(unsigned char *dst, const unsigned char *src,
+    size_t len)
+{
+    size_t          i, n;
+    unsigned char   c;
+
+    static const char  hex[] = "0123456789ABCDEF";
+
+    n = 0;
+
+    for (i = 0; i < len; i++) {
+        c = src[i];
+
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+            || (c >= '0' && c <= '9')
+            || c == '*' || c == '-' || c == '.' || c == '_')
+        {
+            if (dst) {
+                dst[n] = c;
+            }
+
+            n++;
+            continue;
+        }
+
+        if (c == ' ') {
+            if (dst) {
+                dst[n] = '+';
+            }
+
+            n++;
+            continue;
+        }
+
+        if (dst) {
+            dst[n] = '%';
+            dst[n + 1] = hex[c >> 4];
+            dst[n + 2] = hex[c & 0x0f];
+        }
+
+        n += 3;
+    }
+
+    return n;
+}
 
 
 size_t

@@ -40,6 +40,15 @@ int ngx_voice_form_parse(unsigned char *buf, size_t len,
     ngx_voice_form_field_t *fields, size_t max, size_t *n);
 
 /*
+ * Encodes a value for an x-www-form-urlencoded body (Twilio's REST
+ * API), as HTML's serializer does: ALPHA, DIGIT and "*-._" kept, space
+ * as '+', every other byte as %XX (upper-case hex).  With dst NULL only
+ * the length is computed.
+ */
+size_t ngx_voice_form_encode(unsigned char *dst, const unsigned char *src,
+    size_t len);
+
+/*
  * XML attribute/text escaping: & < > " ' and tab, LF, CR as entities;
  * other C0 controls (not representable in XML 1.0) are dropped; bytes
  * that are not well-formed UTF-8 become U+FFFD.  With dst NULL only the

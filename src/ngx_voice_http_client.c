@@ -11,6 +11,7 @@
 
 
 #include "ngx_voice_http_client.h"
+#include "ngx_voice_zone.h"
 
 
 #define NGX_VOICE_HC_HEADER_MAX    8192
@@ -87,6 +88,45 @@ ngx_voice_hc_pool_create(ngx_conf_t *cf, ngx_voice_endpoint_t *ep,
     }
 
     return pool;
+}
+
+
+/* a pool per endpoint of a failover ring, in a ring of their own */
+
+ngx_voice_hc_pool_t *
+ngx_voice_hc_pools(ngx_conf_t *cf, ngx_voice_endpoint_t *first,
+    ngx_uint_t max, ngx_msec_t timeout)
+{
+    ngx_voice_hc_pool_t   *pool, *head, *prev;
+    ngx_voice_endpoint_t  *ep;
+
+    ep = first;
+    head = NULL;
+    prev = NULL;
+
+    do {
+        pool = ngx_voice_hc_pool_create(cf, ep, max, timeout);
+        if (pool == NULL) {
+            return NULL;
+        }
+
+        if (prev) {
+            prev->next = pool;
+
+        } else {
+            head = pool;
+        }
+
+        prev = pool;
+        ep = ep->next;
+
+    } while (ep && ep != first);
+
+    if (first->next) {
+        prev->next = head;
+    }
+
+    return head;
 }
 
 
@@ -190,7 +230,7 @@ ngx_voice_hc_start(ngx_voice_hc_t *hc)
 
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, &hc->leg.log, 0,
                        "voice %V: %V request on a pooled connection",
-                       &hc->leg.call->id, &hc->leg.ep->provider);
+                       ngx_voice_leg_id(&hc->leg), &hc->leg.ep->provider);
 
         ngx_voice_hc_send(hc);
         return NGX_OK;
@@ -457,6 +497,9 @@ ngx_voice_hc_finish(ngx_voice_hc_t *hc, ngx_uint_t reusable)
         }
     }
 
+    ngx_voice_zone_provider_error(hc->leg.zone, &hc->leg.ep->provider,
+                                  NGX_VOICE_LEG_ERR_REMOTE, hc->status);
+
     hc->handler->failed(hc, NGX_VOICE_LEG_ERR_REMOTE);
 }
 
@@ -470,6 +513,9 @@ ngx_voice_hc_end(ngx_voice_hc_t *hc, ngx_voice_leg_error_e err)
 
     hc->leg.error = err;
     hc->state = NGX_VOICE_HC_IDLE;
+
+    ngx_voice_zone_provider_error(hc->leg.zone, &hc->leg.ep->provider, err,
+                                  0);
 
     if (!hc->have_request) {
         return;
@@ -492,6 +538,7 @@ ngx_voice_hc_failed(ngx_voice_leg_t *leg, ngx_voice_leg_error_e err)
         ngx_log_error(NGX_LOG_WARN, &leg->log, 0,
                       "voice: warming a %V connection failed (%s)",
                       &leg->ep->provider, ngx_voice_leg_strerror(err));
+        ngx_voice_zone_provider_error(leg->zone, &leg->ep->provider, err, 0);
         hc->state = NGX_VOICE_HC_IDLE;
         return;
     }
@@ -527,6 +574,9 @@ ngx_voice_hc_failed(ngx_voice_leg_t *leg, ngx_voice_leg_error_e err)
 
     hc->state = NGX_VOICE_HC_IDLE;
     hc->have_request = 0;
+
+    ngx_voice_zone_provider_error(leg->zone, &leg->ep->provider, err, 0);
+
     hc->handler->failed(hc, err);
 }
 
@@ -541,6 +591,11 @@ ngx_voice_hc_retry_handler(ngx_event_t *ev)
     call = hc->leg.call;
 
     (void) ngx_voice_hc_start(hc);
+
+    if (call == NULL) {
+        /* a request that outlives its call: no call to flush or end */
+        return;
+    }
 
     ngx_voice_ws_event_done(call);
     ngx_http_run_posted_requests(call->connection);
@@ -581,6 +636,26 @@ ngx_voice_hc_header(ngx_voice_hc_t *hc, const char *name, size_t *len)
     }
 
     return ngx_voice_http_header(&hc->http, name, len);
+}
+
+
+/*
+ * Keeps a small answer whole (a tool's, a persona): appends a body piece
+ * to buf of max bytes; past max, *len is max + 1 from then on ("too
+ * large"), so the owner decides once, at the end.
+ */
+
+void
+ngx_voice_hc_collect(u_char *buf, size_t *len, size_t max, u_char *p,
+    size_t n)
+{
+    if (*len > max || n > max - *len) {
+        *len = max + 1;
+        return;
+    }
+
+    ngx_memcpy(buf + *len, p, n);
+    *len += n;
 }
 
 

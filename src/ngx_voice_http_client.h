@@ -107,6 +107,14 @@ struct ngx_voice_hc_s {
 ngx_voice_hc_pool_t *ngx_voice_hc_pool_create(ngx_conf_t *cf,
     ngx_voice_endpoint_t *ep, ngx_uint_t max, ngx_msec_t timeout);
 
+/*
+ * call may be NULL for a request that outlives the call: the client then
+ * logs through the cycle's log naming hc->leg.id (set it after init) and
+ * its output queue is capped by hc->leg.send_buffer.
+ */
+ngx_voice_hc_pool_t *ngx_voice_hc_pools(ngx_conf_t *cf,
+    ngx_voice_endpoint_t *first, ngx_uint_t max, ngx_msec_t timeout);
+
 void ngx_voice_hc_init(ngx_voice_hc_t *hc, ngx_voice_call_t *call,
     ngx_voice_hc_pool_t *pool, ngx_voice_hc_handler_t *handler,
     void *data);
@@ -117,6 +125,8 @@ ngx_int_t ngx_voice_hc_request(ngx_voice_hc_t *hc,
 const char *ngx_voice_hc_header(ngx_voice_hc_t *hc, const char *name,
     size_t *len);
 void ngx_voice_hc_cancel(ngx_voice_hc_t *hc);
+void ngx_voice_hc_collect(u_char *buf, size_t *len, size_t max, u_char *p,
+    size_t n);
 
 
 #endif /* _NGX_VOICE_HTTP_CLIENT_H_INCLUDED_ */

@@ -238,8 +238,18 @@ ngx_voice_leg_init(ngx_voice_leg_t *leg, ngx_voice_call_t *call,
     leg->handler = handler;
     leg->data = data;
 
-    /* a copy of the call's log that also names the provider */
-    leg->log = *call->connection->log;
+    if (call) {
+        /* a copy of the call's log that also names the provider */
+        leg->log = *call->connection->log;
+        leg->send_buffer = call->conf->send_buffer;
+        leg->zone = call->conf->zone;
+
+    } else {
+        /* no call to borrow from: the owner sets leg->id for the logs */
+        leg->log = *ngx_cycle->log;
+        leg->send_buffer = NGX_VOICE_LEG_SEND_BUFFER;
+    }
+
     leg->log.handler = ngx_voice_leg_log_error;
     leg->log.data = leg;
     leg->log.action = NULL;
@@ -428,8 +438,7 @@ ngx_voice_leg_connect(ngx_voice_leg_t *leg)
 
     leg->connects++;
 
-    ngx_voice_outq_init(&leg->out, c->pool,
-                       leg->call->conf->send_buffer);
+    ngx_voice_outq_init(&leg->out, c->pool, leg->send_buffer);
 
     leg->rbuf = ngx_pnalloc(c->pool, NGX_VOICE_LEG_READ_BUF);
     if (leg->rbuf == NULL) {
@@ -734,7 +743,7 @@ ngx_voice_leg_ready(ngx_voice_leg_t *leg)
     leg->last_read = ngx_current_msec;
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, &leg->log, 0,
-                   "voice %V: %V leg connected to %V", &leg->call->id,
+                   "voice %V: %V leg connected to %V", ngx_voice_leg_id(leg),
                    &leg->ep->provider, &leg->peer_name);
 
     leg->handler->connected(leg);
@@ -1010,6 +1019,11 @@ ngx_voice_leg_detach(ngx_voice_leg_t *leg, ngx_voice_outq_t *out,
     *out = leg->out;
     *rbuf = leg->rbuf;
 
+    /* an empty queue's tail is its own head: the copy's, not the leg's */
+    if (out->out == NULL) {
+        out->last = &out->out;
+    }
+
     leg->peer.connection = NULL;
     leg->rbuf = NULL;
     leg->read_timeout = 0;
@@ -1060,6 +1074,12 @@ ngx_voice_leg_attach(ngx_voice_leg_t *leg, ngx_connection_t *c,
 
     leg->out = *out;
     leg->rbuf = rbuf;
+
+    /* as in detach: the tail of an empty queue must be this leg's head */
+    if (leg->out.out == NULL) {
+        leg->out.last = &leg->out.out;
+    }
+
     leg->resolving = NULL;
     leg->error = NGX_VOICE_LEG_OK;
     leg->opened = ngx_current_msec;
@@ -1123,6 +1143,11 @@ ngx_voice_leg_done(ngx_voice_leg_t *leg)
 {
     ngx_connection_t  *c;
 
+    if (leg->call == NULL) {
+        /* a leg that outlives its call: the owner has no request */
+        return;
+    }
+
     c = leg->call->connection;
 
     ngx_voice_ws_event_done(leg->call);
@@ -1166,6 +1191,10 @@ ngx_voice_leg_log_error(ngx_log_t *log, u_char *buf, size_t len)
         buf = p;
         p = ngx_snprintf(p, len, " (%V)", &leg->peer_name);
         len -= p - buf;
+    }
+
+    if (leg->call == NULL) {
+        return ngx_snprintf(p, len, ", call: %V", &leg->id);
     }
 
     /* then the call's own context: client, call id, request */

@@ -6,7 +6,8 @@
  * DNS through nginx's resolver, ngx_event_connect_peer() over every
  * address, nginx's OpenSSL layer with SNI, verification and session
  * reuse, an owned output queue and typed failures.  Protocols (WebSocket
- * client, HTTP client) sit on top of it.
+ * client, HTTP client) sit on top of it.  A leg with no call (a request
+ * that outlives it) logs through the cycle's log, naming leg->id.
  */
 
 
@@ -19,6 +20,7 @@
 
 #define NGX_VOICE_LEG_MAX_ADDRS    8
 #define NGX_VOICE_LEG_READ_BUF     8192
+#define NGX_VOICE_LEG_SEND_BUFFER  (64 * 1024)   /* a leg with no call */
 
 
 /* where a provider lives: parsed at configuration time */
@@ -97,7 +99,9 @@ typedef struct {
 
 struct ngx_voice_leg_s {
     ngx_voice_endpoint_t     *ep;
-    ngx_voice_call_t         *call;
+    ngx_voice_call_t         *call;           /* NULL: outlives any call */
+    ngx_str_t                 id;             /* call NULL: for the logs */
+    size_t                    send_buffer;    /* the output queue's cap */
     ngx_voice_leg_handler_t  *handler;
     void                     *data;           /* the protocol on top */
 
@@ -125,6 +129,7 @@ struct ngx_voice_leg_s {
     ngx_uint_t                tls_resumed;
 
     ngx_voice_leg_error_e     error;
+    ngx_shm_zone_t           *zone;           /* voice_zone, or NULL */
     unsigned                  in_handler:1;
 };
 
@@ -143,6 +148,10 @@ ngx_voice_endpoint_t *ngx_voice_conf_endpoints(ngx_conf_t *cf,
 ngx_voice_endpoint_t *ngx_voice_endpoint_next(ngx_voice_endpoint_t *ep);
 void ngx_voice_endpoint_save_session(ngx_voice_endpoint_t *ep,
     ngx_connection_t *c);
+
+/* the call a leg's log lines name */
+#define ngx_voice_leg_id(leg)                                                 \
+    ((leg)->call ? &(leg)->call->id : &(leg)->id)
 
 void ngx_voice_leg_init(ngx_voice_leg_t *leg, ngx_voice_call_t *call,
     ngx_voice_endpoint_t *ep, ngx_voice_leg_handler_t *handler, void *data);

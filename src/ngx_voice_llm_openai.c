@@ -11,6 +11,7 @@
 
 
 #include "ngx_voice_llm.h"
+#include "ngx_voice_zone.h"
 
 
 static void ngx_voice_llm_header(ngx_voice_hc_t *hc);
@@ -371,6 +372,8 @@ ngx_voice_llm_done(ngx_voice_hc_t *hc)
                       "or [DONE]");
         ngx_memzero(&llm->err, sizeof(ngx_voice_llm_error_t));
         llm->err.leg = NGX_VOICE_LEG_ERR_PROTOCOL;
+        ngx_voice_zone_provider_error(hc->leg.zone, &hc->leg.ep->provider,
+                                      llm->err.leg, 0);
         ngx_voice_llm_end(llm);
         llm->events->error(llm, &llm->err);
         return;
@@ -534,6 +537,10 @@ ngx_voice_llm_set(ngx_voice_llm_t *llm, ngx_str_t *dst, ngx_uint_t slot,
 static void
 ngx_voice_llm_fail(ngx_voice_llm_t *llm)
 {
+    /* the HTTP answer was fine (2xx): the stream itself failed */
+    ngx_voice_zone_provider_error(llm->hc.leg.zone, &llm->hc.leg.ep->provider,
+                                  llm->err.leg, llm->err.status);
+
     ngx_voice_hc_cancel(&llm->hc);
     ngx_voice_llm_end(llm);
 

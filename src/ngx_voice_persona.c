@@ -219,13 +219,7 @@ ngx_voice_persona_body(ngx_voice_hc_t *hc, u_char *data, size_t n)
         }
     }
 
-    if (p->len + n > NGX_VOICE_PERSONA_MAX) {
-        p->len = NGX_VOICE_PERSONA_MAX + 1;
-        return;
-    }
-
-    ngx_memcpy(p->body + p->len, data, n);
-    p->len += n;
+    ngx_voice_hc_collect(p->body, &p->len, NGX_VOICE_PERSONA_MAX, data, n);
 }
 
 

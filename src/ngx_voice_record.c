@@ -11,6 +11,8 @@
 #include <cjson/cJSON.h>
 
 #include "ngx_voice_record.h"
+#include "ngx_voice_zone.h"
+#include "ngx_voice_request.h"
 
 
 #define NGX_VOICE_RECORD_MAX_DEGRADED  64
@@ -193,6 +195,8 @@ ngx_voice_record_timing(ngx_voice_record_t *rec, ngx_uint_t turn,
     if (rec == NULL) {
         return;
     }
+
+    ngx_voice_zone_timing(rec->call, t);
 
     end = t->first_heard ? t->first_heard : t->first_media;
 
@@ -480,11 +484,18 @@ ngx_voice_record_finish(ngx_voice_record_t *rec, const char *reason,
 
     json = NULL;
 
-    if (rec->call->conf->call_record.len) {
+    /* printed once: the file and the application get the same text */
+    if (rec->call->conf->call_record.len || rec->call->conf->events) {
         json = cJSON_PrintUnformatted(rec->root);
 
         if (json) {
-            ngx_voice_record_write(rec, json);
+            if (rec->call->conf->call_record.len) {
+                ngx_voice_record_write(rec, json);
+            }
+
+            /* the job copies it: the call's end does not wait */
+            (void) ngx_voice_events_post(rec->call, (u_char *) json,
+                                         ngx_strlen(json));
             cJSON_free(json);
 
         } else {

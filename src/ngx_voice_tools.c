@@ -274,6 +274,15 @@ ngx_voice_tools_merge(ngx_conf_t *cf, ngx_voice_loc_conf_t *prev,
         return NGX_OK;
     }
 
+    /* a transfer is an update of the live call through the REST API */
+    if (conf->transfer_numbers && conf->auth_token.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"voice_transfer_numbers\" needs "
+                           "\"voice_twilio_auth_token\" (Twilio's REST API "
+                           "credentials)");
+        return NGX_ERROR;
+    }
+
     if (conf->llm_tools.len) {
         tools = cJSON_ParseWithLength((char *) conf->llm_tools.data,
                                       conf->llm_tools.len);
@@ -733,13 +742,8 @@ ngx_voice_tool_body(ngx_voice_hc_t *hc, u_char *p, size_t n)
         return;
     }
 
-    if (run->result_len + n > NGX_VOICE_TOOL_RESULT) {
-        run->result_len = NGX_VOICE_TOOL_RESULT + 1;
-        return;
-    }
-
-    ngx_memcpy(run->result + run->result_len, p, n);
-    run->result_len += n;
+    ngx_voice_hc_collect(run->result, &run->result_len,
+                         NGX_VOICE_TOOL_RESULT, p, n);
 }
 
 

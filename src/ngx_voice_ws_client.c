@@ -7,6 +7,7 @@
 
 #include "ngx_voice_ws_client.h"
 #include "ngx_voice_base64.h"
+#include "ngx_voice_zone.h"
 
 #include <openssl/rand.h>
 
@@ -626,5 +627,10 @@ ngx_voice_wsc_end(ngx_voice_wsc_t *ws, ngx_voice_leg_error_e err)
     ngx_voice_wsc_abort(ws);
 
     ws->leg.error = err;
+
+    /* every way a WebSocket leg ends passes here once */
+    ngx_voice_zone_provider_error(ws->leg.zone, &ws->leg.ep->provider, err,
+                                  ws->status);
+
     ws->handler->closed(ws, err);
 }

@@ -15,6 +15,7 @@
 
 #include "ngx_voice.h"
 #include "ngx_voice_base64.h"
+#include "ngx_voice_zone.h"
 
 
 static ngx_int_t ngx_voice_ws_check_upgrade(ngx_http_request_t *r,
@@ -372,6 +373,12 @@ ngx_voice_ws_upgrade(ngx_http_request_t *r, ngx_str_t *key)
     cln = ngx_http_cleanup_add(r, 0);
     if (cln == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* voice_max_calls; from here the cleanup gives the slot back */
+    if (ngx_voice_zone_call_open(call) != NGX_OK) {
+        return ngx_voice_ws_reject(r, NGX_HTTP_SERVICE_UNAVAILABLE, NULL,
+                                   NULL);
     }
 
     cln->handler = ngx_voice_ws_cleanup;

@@ -322,29 +322,16 @@ run_scenarios($dir, @S);
 # ---- nginx -t ------------------------------------------------------------
 
 {
-    my $nginx = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
-    my $so = voice_module();
-    my $n = 0;
-    my $nginx_t = sub {
-        my ($extra) = @_;
-        my $d = "$dir/nginx-t-" . ++$n;
-        mkdir $d; mkdir "$d/conf"; mkdir "$d/logs";
-        write_file("$d/conf/nginx.conf",
-                   "load_module $so;\nerror_log logs/error.log;\npid logs/nginx.pid;\n"
-                   . "events {}\nhttp {\naccess_log off;\nserver {\nlisten 127.0.0.1:1;\n"
-                   . "location = /stream { voice_pipeline agent; voice_ssl_verify off; "
-                   . 'voice_stt_url ws://127.0.0.1:9/v1/listen; voice_stt_key k1; '
-                   . 'voice_llm_url http://127.0.0.1:9/v1/chat/completions; voice_llm_key k2; '
-                   . 'voice_tts_url ws://127.0.0.1:9; voice_tts_key k3; voice_tts_voice v; '
-                   . "$extra }\n}\n}\n");
-        my $out = `$nginx -t -p $d -c conf/nginx.conf 2>&1`;
-        return ($? >> 8, $out);
-    };
+    my $nginx_t = sub { agent_nginx_t($dir, @_) };
     my ($rc, $out) = $nginx_t->("voice_tool lookup http://127.0.0.1:9/x parameters=$SCHEMA "
                                 . '"description=Looks up" timeout=2s "filler=One moment."; '
                                 . 'voice_transfer_numbers +14155550100; '
+                                . 'voice_twilio_auth_token t0k; voice_twilio_api_url http://127.0.0.1:9; '
                                 . 'voice_persona_url http://127.0.0.1:9/persona;');
     is($rc, 0, 'nginx -t: tools, transfer numbers and a persona URL pass') or diag $out;
+    ($rc, $out) = $nginx_t->('voice_transfer_numbers +14155550100;');
+    like($out, qr/\[emerg\].*"voice_transfer_numbers" needs "voice_twilio_auth_token"/,
+         'nginx -t: a transfer needs the REST API\'s credentials');
     ($rc, $out) = $nginx_t->('voice_tool end_call http://127.0.0.1:9/x;');
     like($out, qr/\[emerg\].*names a built-in tool/, 'nginx -t: a tool may not be called end_call');
     ($rc, $out) = $nginx_t->('voice_tool a http://127.0.0.1:9/x; voice_tool a http://127.0.0.1:9/y;');
@@ -360,6 +347,27 @@ run_scenarios($dir, @S);
     isnt($rc, 0, 'nginx -t: a tool URL is http or https');
     ($rc, $out) = $nginx_t->('voice_transfer_numbers 4155550100;');
     like($out, qr/\[emerg\].*invalid number "4155550100"/, 'nginx -t: numbers are E.164');
+
+    # conf/production.conf as shipped: only paths and keys replaced
+    my $d = "$dir/production";
+    mkdir $d; mkdir "$d/logs";
+    system("openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=voice.example.com "
+           . "-keyout $d/key.pem -out $d/cert.pem -days 1 >/dev/null 2>&1") == 0
+        or die "openssl: $?";
+    open my $in, '<', 'conf/production.conf' or die $!;
+    my $conf = do { local $/; <$in> };
+    $conf =~ s{^load_module \S+;}{'load_module ' . voice_module() . ';'}me;
+    $conf =~ s{^user \S+;\n}{}m;
+    $conf =~ s{/var/log/nginx/|/run/}{$d/logs/}g;
+    $conf =~ s{/etc/ssl/certs/voice\.example\.com\.fullchain\.pem|/etc/ssl/certs/ca-certificates\.crt}{$d/cert.pem}g;
+    $conf =~ s{/etc/ssl/private/voice\.example\.com\.key}{$d/key.pem}g;
+    $conf =~ s{/etc/nginx/voice/check_table\.json}{$SCHEMA}g;
+    write_file("$d/nginx.conf", $conf);
+    local @ENV{qw(DEEPGRAM_API_KEY CEREBRAS_API_KEY ELEVENLABS_API_KEY TWILIO_AUTH_TOKEN
+                  VOICE_EVENTS_SECRET)} = qw(k1 k2 k3 k4 k5);
+    my $nginx = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
+    $out = `$nginx -t -p $d -c $d/nginx.conf 2>&1`;
+    is($? >> 8, 0, 'nginx -t: conf/production.conf passes') or diag $out;
 }
 
 done_testing();

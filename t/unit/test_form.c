@@ -19,6 +19,7 @@ static int form(const char *body, ngx_voice_form_field_t *f, size_t *n);
 static int field_is(ngx_voice_form_field_t *f, const char *name,
     const char *value);
 static int escaped_is(const char *src, size_t len, const char *expected);
+static int encoded_is(const char *src, const char *expected);
 
 
 static unsigned char  buf[1024];
@@ -104,6 +105,26 @@ test_form(void)
     rc = ngx_voice_form_parse(buf, 11, f, 2, &n);
     is(rc, NGX_VOICE_FORM_TOO_MANY, "more fields than room is refused");
 
+    /* encoding a value (a REST API form), then decoding it back */
+
+    ok(encoded_is("Status", "Status"), "encode: plain");
+    ok(encoded_is("<Response><Dial>+14155550100</Dial></Response>",
+                  "%3CResponse%3E%3CDial%3E%2B14155550100%3C%2FDial%3E"
+                  "%3C%2FResponse%3E"), "encode: TwiML");
+    ok(encoded_is("a b&c=d*-._~", "a+b%26c%3Dd*-._%7E"),
+       "encode: space, separators, the kept punctuation");
+    ok(encoded_is("\xe2\x82\xac\n", "%E2%82%AC%0A"),
+       "encode: UTF-8 and controls");
+    ok(encoded_is("", ""), "encode: empty");
+
+    buf[0] = 'v';
+    buf[1] = '=';
+    n = ngx_voice_form_encode(buf + 2, (const unsigned char *) "x=<\"'> +%",
+                              9);
+    rc = ngx_voice_form_parse(buf, n + 2, f, T_MAX, &i);
+    ok(rc == NGX_VOICE_FORM_OK && i == 1 && field_is(&f[0], "v", "x=<\"'> +%"),
+       "encode then parse: the same value");
+
     /* XML */
 
     ok(escaped_is("plain +1 555", 12, "plain +1 555"), "xml: plain text");
@@ -164,4 +185,22 @@ escaped_is(const char *src, size_t len, const char *expected)
     }
 
     return m == strlen(expected) && memcmp(out, expected, m) == 0;
+}
+
+
+static int
+encoded_is(const char *src, const char *expected)
+{
+    size_t         len, n;
+    unsigned char  out[256];
+
+    len = ngx_voice_form_encode(NULL, (const unsigned char *) src,
+                                strlen(src));
+    if (len > sizeof(out)) {
+        return 0;
+    }
+
+    n = ngx_voice_form_encode(out, (const unsigned char *) src, strlen(src));
+
+    return n == len && n == strlen(expected) && memcmp(out, expected, n) == 0;
 }

@@ -24,6 +24,7 @@ use VoiceSim::Speech;
 our @EXPORT = qw(write_file location words strict_word_prefix llm_requests
                  messages squash wait_record transcript entries turn_timing
                  timings_in_order access_log_line clean_log run_scenarios
+                 agent_nginx_t
                  $KEY $PROMPT $VOICE);
 
 our $KEY = 'agent-key-3f9d';
@@ -192,6 +193,28 @@ sub clean_log {
     }
     is(scalar($s->{sim}->violations), 0, "$s->{name}: no protocol violation seen by the simulators")
         or diag explain [ $s->{sim}->violations ];
+}
+
+# nginx -t of an agent location with its three legs (unreachable) plus
+# $extra, and $http at the http level: (exit status, output)
+my $nginx_t_n = 0;
+sub agent_nginx_t {
+    my ($dir, $extra, $http) = @_;
+    my $nginx = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
+    my $so = voice_module();
+    my $d = "$dir/nginx-t-" . ++$nginx_t_n;
+    make_path("$d/conf", "$d/logs");
+    write_file("$d/conf/nginx.conf",
+               "load_module $so;\nerror_log logs/error.log;\npid logs/nginx.pid;\n"
+               . "events {}\nhttp {\naccess_log off;\n" . ($http // '')
+               . "\nserver {\nlisten 127.0.0.1:1;\n"
+               . "location = /stream { voice_pipeline agent; voice_ssl_verify off; "
+               . 'voice_stt_url ws://127.0.0.1:9/v1/listen; voice_stt_key k1; '
+               . 'voice_llm_url http://127.0.0.1:9/v1/chat/completions; voice_llm_key k2; '
+               . 'voice_tts_url ws://127.0.0.1:9; voice_tts_key k3; voice_tts_voice v; '
+               . "$extra }\n}\n}\n");
+    my $out = `$nginx -t -p $d -c conf/nginx.conf 2>&1`;
+    return ($? >> 8, $out);
 }
 
 # Runs the scenarios: simulators and nginx for each, the calls side by
