@@ -167,6 +167,28 @@ push @S, {
     },
 };
 
+# 3b. the caller hangs up while the tool runs: it is not called again
+#     and the record says its outcome is unknown ("abandoned")
+push @S, {
+    name => 'tool call abandoned', tls => 0,
+    extra => sub { tool_directive($_[0], filler => $FILLER) },
+    sim_config => {
+        llm => { faults => [ { kind => 'tool_call', name => 'check_table', id => 'call_t4',
+                               arguments => { party => 2, time => '19:00' }, on_request => 1 } ] },
+        app => { tools => { check_table => { result => $TABLE, delay_ms => 8000 } } },
+    },
+    script => "say: Do you have a table for two at seven?\nwait: bot\nwait: 500\nhangup\n",
+    check => sub {
+        my ($s) = @_;
+        my ($rec, $sim) = @$s{qw(record sim)};
+        is(scalar(tool_calls_seen($sim, 'check_table')), 1, 'the tool was called once');
+        is(scalar(llm_requests($sim)), 1, 'the model was not asked again');
+        my $tc = $rec->{tool_calls} || [];
+        is(scalar @$tc, 1, 'record: one tool call');
+        is($tc->[0]{outcome}, 'abandoned', 'record: abandoned with the call');
+    },
+};
+
 # 4. transfer to an allowed number: the announcement is heard, then the
 #    live call gets <Dial> TwiML through the REST API
 push @S, {
@@ -314,6 +336,23 @@ push @S, {
         is($rec->{persona}{status}, 500, 'record: the status');
         is(squash((entries($rec, role => 'assistant'))[0]{text}), 'Hello from the defaults.',
            'the configured greeting');
+    },
+};
+
+# 10. the caller hangs up while the persona is being fetched
+push @S, {
+    name => 'persona at hang-up', tls => 0,
+    extra => sub { 'voice_persona_timeout 5s; '
+                   . 'voice_persona_url ' . app_url($_[0]) . '/persona; ' },
+    sim_config => { app => { persona_delay_ms => 4000 } },
+    script => "wait: 1000\nhangup\n",
+    check => sub {
+        my ($s) = @_;
+        my ($rec, $sim) = @$s{qw(record sim)};
+        is(scalar(app_records($sim, 'persona')), 1, 'the persona was asked for');
+        is(scalar(entries($rec, role => 'assistant')), 0, 'nothing was said');
+        is($rec->{end_reason}, 'caller hung up', 'record: the caller hung up');
+        is(scalar($sim->records('stt', ev => 'connect')), 0, 'no STT connection was opened');
     },
 };
 
