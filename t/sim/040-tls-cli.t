@@ -63,5 +63,9 @@ ok(-s "$cli/voice-sim.pid", 'pid file');
 my $s2 = VoiceSim::Sim->attach($cli);
 my $tx = Mojo::UserAgent->new->post($s2->url('llm') . '/v1/chat/completions' => { Authorization => 'Bearer k5' } => json => $body);
 is($tx->res->code, 200, 'CLI-started simulator answers');
+my $cli_pid = do { open my $f, '<', "$cli/voice-sim.pid" or die $!; local $/; <$f> };
+chomp $cli_pid;
 like(`$^X tools/voice-sim stop --dir $cli 2>&1`, qr/stopped/, 'CLI stop');
+ok(!kill(0, $cli_pid), 'the detached simulator is gone after stop')
+    or kill 'KILL', $cli_pid;
 done_testing;

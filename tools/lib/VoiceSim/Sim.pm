@@ -261,6 +261,10 @@ sub serve {
     my $parent = $o{parent};
     Mojo::IOLoop->recurring(1 => sub { Mojo::IOLoop->stop unless kill 0, $parent }) if $parent;
     local $SIG{TERM} = local $SIG{INT} = sub { Mojo::IOLoop->stop };
+    # Perl runs signal handlers between ops: with the EV reactor an idle
+    # simulator sits in epoll_wait and a TERM would wait for the next
+    # event, forever (a detached one had no parent check to wake it)
+    Mojo::IOLoop->recurring(0.25 => sub { });
     Mojo::IOLoop->start;
     unlink "$dir/sim.json" if $o{remove_info};
     return 0;
