@@ -241,6 +241,8 @@ static ngx_int_t ngx_voice_agent_tools(ngx_voice_agent_t *a,
 static ngx_int_t ngx_voice_agent_remember_calls(ngx_voice_agent_t *a,
     ngx_voice_oa_stream_t *s);
 static void ngx_voice_agent_tool_done(ngx_voice_tool_run_t *run);
+static ngx_uint_t ngx_voice_agent_offered(ngx_voice_agent_t *a,
+    ngx_voice_oa_acc_call_t *c);
 static void ngx_voice_agent_continue(ngx_voice_agent_t *a);
 static void ngx_voice_agent_hangup(ngx_voice_agent_t *a);
 static void ngx_voice_agent_updated(ngx_voice_call_t *call,
@@ -499,7 +501,10 @@ ngx_voice_agent_dtmf(ngx_voice_call_t *call, u_char digit)
 
     a = call->mode_ctx;
 
-    if (!a->conf->dtmf || a->over || a->stopping || a->hanging_up) {
+    /* before the persona, nothing may be asked: no prompt, no voice */
+    if (!a->conf->dtmf || a->over || a->stopping || a->hanging_up
+        || a->persona_wait)
+    {
         return NGX_OK;
     }
 
@@ -1105,6 +1110,13 @@ ngx_voice_agent_user_turn(ngx_voice_agent_t *a, const char *why)
     ngx_log_t   *log;
 
     log = a->call->connection->log;
+
+    if (a->tool_wait && !a->tools_pending && !a->tools_starting
+        && !a->bot.active)
+    {
+        /* the answers are in (the filler was cut): this turn follows */
+        a->tool_wait = 0;
+    }
 
     if ((a->bot.active || a->tool_wait) && !a->stopping && !a->over) {
         /*
@@ -1800,6 +1812,10 @@ ngx_voice_agent_remember(ngx_voice_agent_t *a, const char *role,
     }
 
     m = ngx_voice_agent_push(a);
+    if (m == NULL) {
+        ngx_free(p);
+        return;
+    }
 
     m->role = role;
     m->content.data = (char *) p;
@@ -1809,23 +1825,39 @@ ngx_voice_agent_remember(ngx_voice_agent_t *a, const char *role,
 }
 
 
-/* a new message at the end; the oldest exchange goes when it is full */
+/*
+ * A new message at the end.  When the history is full the oldest
+ * exchange goes, so that it starts with the caller again; never the only
+ * one (tool answers without their call would be refused): NULL then.
+ */
 
 static ngx_voice_oa_message_t *
 ngx_voice_agent_push(ngx_voice_agent_t *a)
 {
+    ngx_uint_t               i, j;
     ngx_voice_oa_message_t  *m;
 
     if (a->nhistory == NGX_VOICE_AGENT_HISTORY) {
-        /* the history starts with the caller */
-        do {
-            ngx_voice_agent_forget(&a->history[0]);
-            ngx_memmove(&a->history[0], &a->history[1],
-                        (a->nhistory - 1) * sizeof(ngx_voice_oa_message_t));
-            a->nhistory--;
+        for (j = 1; j < a->nhistory; j++) {
+            if (ngx_strcmp(a->history[j].role, "user") == 0) {
+                break;
+            }
+        }
 
-        } while (a->nhistory
-                 && ngx_strcmp(a->history[0].role, "user") != 0);
+        if (j == a->nhistory) {
+            ngx_log_error(NGX_LOG_WARN, a->call->connection->log, 0,
+                          "voice: the history is full with one exchange: "
+                          "a message is not kept");
+            return NULL;
+        }
+
+        for (i = 0; i < j; i++) {
+            ngx_voice_agent_forget(&a->history[i]);
+        }
+
+        ngx_memmove(&a->history[0], &a->history[j],
+                    (a->nhistory - j) * sizeof(ngx_voice_oa_message_t));
+        a->nhistory -= j;
     }
 
     m = &a->history[a->nhistory++];
@@ -1866,7 +1898,8 @@ ngx_voice_agent_remember_calls(ngx_voice_agent_t *a,
     ngx_voice_oa_message_t   *m;
     ngx_voice_oa_acc_call_t  *c;
 
-    n = s->ncalls;
+    /* the calls beyond those run are not kept: as if never made */
+    n = ngx_min(s->ncalls, NGX_VOICE_TOOL_RUNS);
     size = n * sizeof(ngx_voice_oa_call_t) + a->bot.text_len;
 
     for (i = 0; i < n; i++) {
@@ -1882,6 +1915,10 @@ ngx_voice_agent_remember_calls(ngx_voice_agent_t *a,
     p = (u_char *) &calls[n];
 
     m = ngx_voice_agent_push(a);
+    if (m == NULL) {
+        ngx_free(calls);
+        return NGX_ERROR;
+    }
 
     m->role = "assistant";
     m->calls = calls;
@@ -1926,6 +1963,10 @@ ngx_voice_agent_remember_tool(ngx_voice_agent_t *a, u_char *id, size_t id_len,
     }
 
     m = ngx_voice_agent_push(a);
+    if (m == NULL) {
+        ngx_free(p);
+        return;
+    }
 
     m->role = "tool";
     m->content.data = (char *) p;
@@ -2060,6 +2101,10 @@ ngx_voice_agent_builtins(ngx_voice_agent_t *a, ngx_voice_oa_stream_t *s)
     for (i = 0; i < s->ncalls && !a->hanging_up; i++) {
         c = &s->calls[i];
 
+        if (!ngx_voice_agent_offered(a, c)) {
+            continue;
+        }
+
         if (a->conf->end_call && c->name_len == sizeof("end_call") - 1
             && ngx_strncmp(c->name, "end_call", c->name_len) == 0)
         {
@@ -2168,20 +2213,24 @@ ngx_voice_agent_tools(ngx_voice_agent_t *a, ngx_voice_oa_stream_t *s)
     a->tools_starting = 1;
     ngx_str_null(&filler);
 
-    for (i = 0; i < s->ncalls; i++) {
+    if (s->ncalls > NGX_VOICE_TOOL_RUNS) {
+        ngx_log_error(NGX_LOG_WARN, a->call->connection->log, 0,
+                      "voice: turn %ui: %ui tool calls in one reply, the "
+                      "first %d run", bot->turn, (ngx_uint_t) s->ncalls,
+                      NGX_VOICE_TOOL_RUNS);
+    }
+
+    for (i = 0; i < s->ncalls && i < NGX_VOICE_TOOL_RUNS; i++) {
         c = &s->calls[i];
         a->n.tool_calls++;
 
-        if (i >= NGX_VOICE_TOOL_RUNS) {
-            err = (u_char *) "{\"error\":\"too many tool calls at once\"}";
-            ngx_voice_agent_remember_tool(a, (u_char *) c->id, c->id_len,
-                                          err, ngx_strlen(err));
-            continue;
-        }
-
         run = &a->runs[i];
-        tool = ngx_voice_tool_find(a->conf, (u_char *) c->name,
-                                   c->name_len);
+
+        /* only what the call offers (a persona may offer fewer) */
+        tool = ngx_voice_agent_offered(a, c)
+               ? ngx_voice_tool_find(a->conf, (u_char *) c->name,
+                                     c->name_len)
+               : NULL;
 
         a->tools_pending++;
 
@@ -2237,6 +2286,26 @@ ngx_voice_agent_tools(ngx_voice_agent_t *a, ngx_voice_oa_stream_t *s)
     ngx_voice_agent_say(a, NULL, 0, 1);
 
     return NGX_OK;
+}
+
+
+/*
+ * Whether the call's LLM was offered this tool: the tools text is
+ * cJSON's unformatted print, where each name is "name":"<name>".
+ */
+
+static ngx_uint_t
+ngx_voice_agent_offered(ngx_voice_agent_t *a, ngx_voice_oa_acc_call_t *c)
+{
+    u_char      needle[NGX_VOICE_OA_MAX_NAME + 16];
+    ngx_str_t  *tools;
+
+    tools = &a->llm.tools;
+
+    (void) ngx_sprintf(needle, "\"name\":\"%*s\"%Z", c->name_len, c->name);
+
+    return tools->len
+           && ngx_strnstr(tools->data, (char *) needle, tools->len) != NULL;
 }
 
 

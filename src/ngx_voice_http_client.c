@@ -553,9 +553,10 @@ ngx_voice_hc_failed(ngx_voice_leg_t *leg, ngx_voice_leg_error_e err)
 
     /*
      * the provider closed a pooled connection as we reused it: the
-     * request never reached it, so it goes once more on a new one
+     * request most likely never reached it, so it goes once more on a
+     * new one; not a request that must never run twice (a tool call)
      */
-    if (hc->on_pooled && !hc->got_bytes && !hc->retried
+    if (hc->on_pooled && !hc->got_bytes && !hc->retried && !hc->once
         && (err == NGX_VOICE_LEG_ERR_CLOSED || err == NGX_VOICE_LEG_ERR_IO))
     {
         ngx_log_error(NGX_LOG_INFO, &leg->log, 0,

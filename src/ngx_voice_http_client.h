@@ -101,6 +101,7 @@ struct ngx_voice_hc_s {
     unsigned                  got_bytes:1;
     unsigned                  retried:1;
     unsigned                  failing:1;      /* non-2xx body */
+    unsigned                  once:1;         /* never sent twice */
 };
 
 

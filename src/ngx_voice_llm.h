@@ -86,6 +86,9 @@ struct ngx_voice_llm_s {
     ngx_uint_t                cancelled;
 
     ngx_voice_llm_error_t     err;
+    ngx_uint_t                sends;          /* requests sent, failovers
+                                                 included */
+    unsigned                  failed:1;       /* failed() ran, this send */
     u_char                    err_text[4][NGX_VOICE_LLM_ERR_TEXT];
 };
 

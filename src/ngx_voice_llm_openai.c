@@ -171,6 +171,7 @@ static ngx_int_t
 ngx_voice_llm_send(ngx_voice_llm_t *llm)
 {
     ngx_int_t                rc;
+    ngx_uint_t               sends;
     ngx_voice_hc_request_t   rq;
 
     ngx_voice_sse_reset(&llm->sse);
@@ -190,8 +191,15 @@ ngx_voice_llm_send(ngx_voice_llm_t *llm)
     llm->sent = ngx_current_msec;
     llm->first_token = 0;
     llm->requests++;
+    llm->failed = 0;
+    sends = ++llm->sends;
 
     rc = ngx_voice_hc_request(&llm->hc, &rq);
+
+    if (llm->sends != sends || llm->failed) {
+        /* failed at once, and handled: failed over, or reported */
+        return NGX_OK;
+    }
 
     if (rc == NGX_ERROR || rc == NGX_BUSY) {
         ngx_voice_llm_end(llm);
@@ -397,6 +405,7 @@ ngx_voice_llm_failed(ngx_voice_hc_t *hc, ngx_voice_leg_error_e err)
         return;
     }
 
+    llm->failed = 1;
     retry = llm->err.retry_after;
     ngx_memzero(&llm->err, sizeof(ngx_voice_llm_error_t));
 

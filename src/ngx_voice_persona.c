@@ -150,6 +150,11 @@ ngx_voice_persona_fetch(ngx_voice_persona_t *p, ngx_voice_call_t *call,
     p->pending = 1;
 
     if (ngx_voice_hc_request(&p->hc, &rq) != NGX_OK) {
+        if (!p->pending) {
+            /* the failure was reported already: done has run */
+            return NGX_OK;
+        }
+
         p->pending = 0;
         return NGX_ERROR;
     }
@@ -553,18 +558,15 @@ ngx_voice_persona_uri(ngx_voice_call_t *call, ngx_str_t *request,
     } else {
         q = ngx_strlchr(request->data, last, '?');
 
-        for (start = q; start && start < last; start++) {
-            if ((*start == '?' || *start == '&')
-                && (size_t) (last - start - 1) >= wlen
-                && ngx_strncmp(start + 1, where, wlen) == 0)
+        for ( /* void */ ; q && q < last; q++) {
+            if ((*q == '?' || *q == '&')
+                && (size_t) (last - q - 1) >= wlen
+                && ngx_strncmp(q + 1, where, wlen) == 0)
             {
-                start += 1 + wlen;
+                /* the value starts here, empty or not */
+                start = q + 1 + wlen;
                 break;
             }
-        }
-
-        if (start == last) {
-            start = NULL;
         }
     }
 

@@ -50,6 +50,8 @@ struct ngx_voice_stt_s {
     ngx_voice_stt_events_t   *events;
     void                     *owner;
     ngx_str_t                 language;       /* the call's, or "" */
+    ngx_str_t                 target;         /* its request, built for */
+    void                     *target_ep;      /* this endpoint */
 
     ngx_event_t               timer;          /* keep-alive, reconnect */
     ngx_msec_t                last_sent;

@@ -96,13 +96,20 @@ ngx_voice_stt_connect(ngx_voice_stt_t *stt)
 
     target = stt->ws.leg.ep->request;
 
-    /* the call's own language (a persona): on every endpoint */
-    if (stt->language.len
-        && ngx_voice_persona_uri(stt->call, &target, "language=",
-                                 &stt->language, &target)
-           != NGX_OK)
-    {
-        return NGX_ERROR;
+    /* the call's own language (a persona): once per endpoint */
+    if (stt->language.len) {
+        if (stt->target_ep != stt->ws.leg.ep) {
+            if (ngx_voice_persona_uri(stt->call, &target, "language=",
+                                      &stt->language, &stt->target)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            stt->target_ep = stt->ws.leg.ep;
+        }
+
+        target = stt->target;
     }
 
     return ngx_voice_wsc_connect(&stt->ws, &target);

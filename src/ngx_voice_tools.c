@@ -637,6 +637,13 @@ ngx_voice_tool_start(ngx_voice_tool_run_t *run, ngx_voice_call_t *call,
     ngx_voice_hc_init(&run->hc, call, tool->pool, &ngx_voice_tool_hc_handler,
                       run);
 
+    /*
+     * A pooled connection the tool's server closed just as it was reused
+     * is not retried: the POST may have run.  Connections it closes while
+     * idle leave the pool at once, so this is a narrow race.
+     */
+    run->hc.once = 1;
+
     run->fields[0].name = "Content-Type";
     run->fields[0].name_len = sizeof("Content-Type") - 1;
     run->fields[0].value = "application/json";

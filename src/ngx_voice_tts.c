@@ -221,15 +221,23 @@ ngx_voice_tts_connect(ngx_voice_tts_t *tts, const char *auth)
 
     target = tts->ws.leg.ep->request;
 
-    /* the call's own voice (a persona): Aura names it as the model */
-    if (tts->voice.len
-        && ngx_voice_persona_uri(tts->call, &target,
-                                 tts->conf->vendor == NGX_VOICE_TTS_AURA
-                                 ? "model=" : "/text-to-speech/",
-                                 &tts->voice, &target)
-           != NGX_OK)
-    {
-        return NGX_ERROR;
+    /* the call's own voice (a persona), once per endpoint: Aura names it
+     * as the model */
+    if (tts->voice.len) {
+        if (tts->target_ep != tts->ws.leg.ep) {
+            if (ngx_voice_persona_uri(tts->call, &target,
+                                      tts->conf->vendor == NGX_VOICE_TTS_AURA
+                                      ? "model=" : "/text-to-speech/",
+                                      &tts->voice, &tts->target)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            tts->target_ep = tts->ws.leg.ep;
+        }
+
+        target = tts->target;
     }
 
     return ngx_voice_wsc_connect(&tts->ws, &target);

@@ -86,6 +86,8 @@ struct ngx_voice_tts_s {
     ngx_voice_tts_ops_t      *ops;
     void                     *owner;
     ngx_str_t                 voice;          /* the call's, or "" */
+    ngx_str_t                 target;         /* its request, built for */
+    void                     *target_ep;      /* this endpoint */
 
     ngx_uint_t                turn;           /* the context now; 0: none */
     u_char                    ctx_id[24];

@@ -140,6 +140,38 @@ push @S, {
     },
 };
 
+# 2b. the tool answers while the model's words before the call still
+#     play, and the caller cuts them off: the caller is answered, with
+#     the tool's answer before their words
+push @S, {
+    name => 'tool answered, preamble interrupted', tls => 0,
+    extra => sub { tool_directive($_[0]) },
+    sim_config => {
+        llm => { faults => [ { kind => 'tool_call', name => 'check_table', id => 'call_t5',
+                               arguments => { party => 2, time => '19:00' }, on_request => 1,
+                               preamble => 'Let me look at the bookings for tomorrow evening, '
+                                         . 'we are quite busy at seven but I will check the '
+                                         . 'window tables and the terrace for you.' } ] },
+        app => { tools => { check_table => { result => $TABLE, delay_ms => 100 } } },
+    },
+    script => "say: Do you have a table for two at seven?\n"
+            . "barge: 1500 | Actually, make it four people.\nwait: bot\nhangup\n",
+    check => sub {
+        my ($s) = @_;
+        my ($rec, $sim) = @$s{qw(record sim)};
+        is(scalar(tool_calls_seen($sim, 'check_table')), 1, 'the tool ran once');
+        my @rq = llm_requests($sim);
+        is(scalar @rq, 2, 'the caller\'s words were asked');
+        my @roles = map { $_->{role} } @{ $rq[-1]{json}{messages} };
+        is_deeply([ @roles[-3 .. -1] ], [ qw(assistant tool user) ],
+                  'after the call and its answer');
+        my @a = entries($rec, role => 'assistant');
+        ok($a[0]{interrupted}, 'the words before the call were cut');
+        like(squash($a[-1]{text}), qr/^You said: Actually, make it four people\.+$/,
+             'the caller was answered');
+    },
+};
+
 # 3. a tool that fails: the model hears an error and the call goes on
 push @S, {
     name => 'tool call fails', tls => 0,
@@ -299,6 +331,30 @@ push @S, {
         like($tts->{path} // '', qr{/text-to-speech/PersonaVoice01/}, 'TTS with its voice');
         is($rec->{persona}{source}, 'application', 'record: from the application');
         is($rec->{persona}{language}, 'es', 'record: the language');
+    },
+};
+
+# 7b. the persona offers fewer tools: one it does not offer is not run
+push @S, {
+    name => 'persona limits tools', tls => 0,
+    params => { caller => 'Dana', persona => 'plain' },
+    extra => sub { tool_directive($_[0]) . 'voice_end_call on; '
+                   . 'voice_persona_url ' . app_url($_[0]) . '/persona; ' },
+    sim_config => {
+        app => { personas => { plain => { tools => [ 'end_call' ] } } },
+        llm => { faults => [ { kind => 'tool_call', name => 'check_table', id => 'call_p1',
+                               arguments => { party => 2, time => '19:00' }, on_request => 1 } ] },
+    },
+    script => "say: Do you have a table for two at seven?\nwait: bot\nhangup\n",
+    check => sub {
+        my ($s) = @_;
+        my ($rec, $sim) = @$s{qw(record sim)};
+        my @rq = llm_requests($sim);
+        is_deeply([ map { $_->{function}{name} } @{ $rq[0]{json}{tools} || [] } ],
+                  [ 'end_call' ], 'only end_call is offered');
+        is(scalar(tool_calls_seen($sim, 'check_table')), 0, 'the tool it did not offer is not run');
+        is($rec->{tool_calls}[0]{outcome}, 'unknown tool', 'record: unknown tool');
+        is(scalar @rq, 2, 'the model was told and asked again');
     },
 };
 
