@@ -21,42 +21,12 @@ use lib 't/lib', 'tools/lib';
 use VoiceTest::Nginx;
 use VoiceSim::Sim;
 use VoiceSim::Caller;
+use VoiceTest::Agent qw(write_file squash wait_record entries llm_requests);
 
 my $dir = tempdir(CLEANUP => 1);
 my $KEY = 'agent-key-8d2f';
 my $VOICE = '21m00Tcm4TlvDq8ikWAM';
 my $APOLOGY = 'Sorry, please say that again.';
-
-sub script {
-    my ($name, $text) = @_;
-    open my $fh, '>', "$dir/$name" or die $!;
-    print $fh $text;
-    close $fh;
-    return "$dir/$name";
-}
-
-sub slurp {
-    my ($f) = @_;
-    open my $fh, '<', $f or return undef;
-    local $/;
-    return scalar <$fh>;
-}
-
-# the call record appears when the call's cleanup runs (just after the
-# close): wait for a complete file
-sub wait_record {
-    my ($file, $timeout) = @_;
-    my $deadline = time + $timeout;
-    while (1) {
-        my $text = slurp($file);
-        if (defined $text && $text =~ /\n\z/) {
-            my $rec = eval { decode_json($text) };
-            return $rec if $rec;
-        }
-        return undef if time > $deadline;
-        sleep 0.1;
-    }
-}
 
 # the agent location; o{llm_url}, o{stt_key}, o{tts_key}, o{extra}
 sub location {
@@ -83,7 +53,7 @@ sub agent_call {
     my (%o) = @_;
     my $name = $o{name};
     my $t0 = time;
-    my $script = script("$name.txt", $o{script});
+    my $script = write_file("$dir/$name.txt", $o{script});
     my $sim = VoiceSim::Sim->start(dir => "$dir/$name-sim", tls => 1,
                                    script => $script, key => $KEY,
                                    config => $o{config} || {});
@@ -114,13 +84,6 @@ sub finish {
         or diag explain \@v;
     $c->{sim}->stop;
     note sprintf('%s: %.1f s', $c->{name}, time - $c->{t0});
-}
-
-# the transcript's entries of one role (and kind)
-sub entries {
-    my ($rec, $role, $kind) = @_;
-    return grep { $_->{role} eq $role && (!defined $kind || ($_->{kind} // '') eq $kind) }
-           @{ $rec->{transcript} || [] };
 }
 
 # the first context that got text on TTS connection n (n: its number in
@@ -169,14 +132,6 @@ sub tts_all_text {
            $sim->records('tts', ev => 'recv');
 }
 
-sub llm_requests {
-    my ($sim) = @_;
-    return grep { ($_->{method} // '') eq 'POST' }
-           $sim->records('llm', ev => 'http_request');
-}
-
-sub norm { (my $s = shift // '') =~ s/\s+/ /g; $s =~ s/^ | $//g; $s }
-
 # --- 1. LLM 500 on turn 1: the apology is spoken, turn 2 is answered
 
 {
@@ -201,13 +156,13 @@ END
     ok(!@{ $sum->{timeouts} }, 'no wait for the bot timed out')
         or diag explain $sum->{timeouts};
 
-    my @bot = entries($rec, 'assistant');
+    my @bot = entries($rec, role => 'assistant');
     is(scalar @bot, 2, 'two assistant entries in the transcript');
     is($bot[0]{kind}, 'apology', 'the first is the apology');
-    is(norm($bot[0]{text}), $APOLOGY, 'with the apology text, heard in full');
+    is(squash($bot[0]{text}), $APOLOGY, 'with the apology text, heard in full');
     ok(!$bot[0]{interrupted}, 'not interrupted');
     is($bot[1]{kind}, 'reply', 'the second a reply');
-    is(norm($bot[1]{text}), 'Done, at seven.', 'turn 2 gets the normal reply');
+    is(squash($bot[1]{text}), 'Done, at seven.', 'turn 2 gets the normal reply');
 
     is($rec->{counts}{llm_errors}, 1, 'record: llm_errors 1');
     is($rec->{counts}{apologies}, 1, 'record: apologies 1');
@@ -217,7 +172,7 @@ END
 
     my @rq = llm_requests($sim);
     is(scalar @rq, 2, 'two LLM requests');
-    is_deeply([ map { [ $_->{role}, norm($_->{content}) ] } @{ $rq[1]{json}{messages} }[1 .. 3] ],
+    is_deeply([ map { [ $_->{role}, squash($_->{content}) ] } @{ $rq[1]{json}{messages} }[1 .. 3] ],
               [ [ user => 'A table for two.' ],
                 [ assistant => $APOLOGY ],
                 [ user => 'At seven please.' ] ],
@@ -249,8 +204,8 @@ END
     ok($sim->wait_for('llm', sub { $_[0]{ev} eq 'client_disconnected' && $_[0]{n} == 1 }, 5),
        'the hanging request\'s connection was closed');
     like(tts_all_text($sim), qr/\Q$APOLOGY\E/, 'the apology was spoken');
-    my @bot = entries($rec, 'assistant');
-    is_deeply([ map { [ $_->{turn}, $_->{kind}, norm($_->{text}) ] } @bot ],
+    my @bot = entries($rec, role => 'assistant');
+    is_deeply([ map { [ $_->{turn}, $_->{kind}, squash($_->{text}) ] } @bot ],
               [ [ 1, apology => $APOLOGY ], [ 2, reply => 'Until ten.' ] ],
               'record: the apology for turn 1, the reply to turn 2');
     is($rec->{counts}{llm_errors}, 1, 'record: llm_errors 1');
@@ -283,19 +238,19 @@ END
 
     like($log, qr/voice: no LLM reply to turn 1 .*: the reply ends here/,
          'the log: the reply ends with what came');
-    my $tts = norm(tts_all_text($sim));
+    my $tts = squash(tts_all_text($sim));
     like($tts, qr/^Yes we can\b/, 'the three words streamed went to text-to-speech');
     unlike($tts, qr/certainly/, 'nothing after them');
     unlike($tts, qr/\Q$APOLOGY\E/, 'no apology');
-    my @bot = entries($rec, 'assistant');
-    is_deeply([ map { [ $_->{turn}, $_->{kind}, norm($_->{text}), $_->{interrupted} ? 1 : 0 ] } @bot ],
+    my @bot = entries($rec, role => 'assistant');
+    is_deeply([ map { [ $_->{turn}, $_->{kind}, squash($_->{text}), $_->{interrupted} ? 1 : 0 ] } @bot ],
               [ [ 1, reply => 'Yes we can', 0 ], [ 2, reply => 'You are welcome.', 0 ] ],
               'record: turn 1 is the words that came, heard in full; turn 2 answered');
     is($rec->{counts}{llm_errors}, 1, 'record: llm_errors 1');
     is($rec->{counts}{apologies}, 0, 'record: apologies 0');
     my @rq = llm_requests($sim);
     is(scalar @rq, 2, 'two LLM requests');
-    is_deeply([ map { [ $_->{role}, norm($_->{content}) ] } @{ $rq[1]{json}{messages} }[1 .. 3] ],
+    is_deeply([ map { [ $_->{role}, squash($_->{content}) ] } @{ $rq[1]{json}{messages} }[1 .. 3] ],
               [ [ user => 'Can I book a table?' ], [ assistant => 'Yes we can' ],
                 [ user => 'Great, thank you.' ] ],
               'request 2: the partial reply is the assistant\'s message');
@@ -323,8 +278,8 @@ END
     is(scalar @rq, 2, 'two requests: the 429 and the backup\'s');
     isnt($rq[1]{conn}, $rq[0]{conn}, 'the second on another connection (the backup endpoint)');
     is_deeply($rq[1]{json}{messages}, $rq[0]{json}{messages}, 'the same conversation');
-    my @bot = entries($rec, 'assistant');
-    is_deeply([ map { [ $_->{kind}, norm($_->{text}) ] } @bot ],
+    my @bot = entries($rec, role => 'assistant');
+    is_deeply([ map { [ $_->{kind}, squash($_->{text}) ] } @bot ],
               [ [ reply => 'Sure, for what time?' ] ], 'record: the backup\'s reply');
     unlike(tts_all_text($sim), qr/\Q$APOLOGY\E/, 'no apology spoken');
     is($rec->{counts}{apologies}, 0, 'record: apologies 0');
@@ -362,12 +317,12 @@ END
     like($log, qr/speech-to-text connected in \d+ ms, replaying [1-9]\d* ms of audio/,
          'the first line, cut mid-way, is replayed');
     cmp_ok(scalar($sim->records('stt', ev => 'connect')), '>=', 2, 'a second STT connection');
-    is_deeply([ map { norm($_->{text}) } entries($rec, 'user') ], \@lines,
+    is_deeply([ map { squash($_->{text}) } entries($rec, role => 'user') ], \@lines,
               'record: every line is a user turn, once, in order');
     my @rq = llm_requests($sim);
-    is_deeply([ map { norm($_->{json}{messages}[-1]{content}) } @rq ], \@lines,
+    is_deeply([ map { squash($_->{json}{messages}[-1]{content}) } @rq ], \@lines,
               'each LLM request ends with the caller\'s line');
-    is_deeply([ map { norm($_->{text}) } entries($rec, 'assistant') ],
+    is_deeply([ map { squash($_->{text}) } entries($rec, role => 'assistant') ],
               [ 'Sure, for what time?', 'Done.', 'Goodbye!' ], 'every turn answered');
     cmp_ok($rec->{counts}{stt_reconnects}, '>=', 1, 'record: stt_reconnects >= 1');
     is($rec->{end_reason}, 'caller hung up', 'the call went on to the end');
@@ -400,8 +355,8 @@ END
 
     my ($conn1, $ctx1, $told) = tts_first_context($sim, 1);
     my ($conn2, $ctx2, $rest) = tts_first_context($sim, 2);
-    my $full = norm($reply);
-    is(norm($told), $full, 'connection 1 had the whole reply');
+    my $full = squash($reply);
+    is(squash($told), $full, 'connection 1 had the whole reply');
     ok(defined $ctx2 && defined $ctx1 && $ctx2 ne $ctx1, 'connection 2: a new context');
 
     # what the module got of connection 1's audio (its log says how much;
@@ -419,11 +374,11 @@ END
        "the module got the first " . ($ms // '?') . " ms of audio, voicing $voiced characters");
     my $at = resume_at($full, $voiced);
     ok($at > 0 && $at < length $full, 'some words were voiced, not all');
-    is(norm($rest), substr($full, $at),
+    is(squash($rest), substr($full, $at),
        'connection 2 got the reply from the first word not voiced in full');
 
-    my @bot = entries($rec, 'assistant');
-    is_deeply([ map { [ $_->{turn}, norm($_->{text}), $_->{interrupted} ? 1 : 0 ] } @bot ],
+    my @bot = entries($rec, role => 'assistant');
+    is_deeply([ map { [ $_->{turn}, squash($_->{text}), $_->{interrupted} ? 1 : 0 ] } @bot ],
               [ [ 1, $full, 0 ], [ 2, 'It is yours.', 0 ] ],
               'record: turn 1 heard in full, turn 2 answered');
     is($rec->{counts}{tts_resends}, 1, 'record: tts_resends 1');
@@ -454,13 +409,13 @@ END
         config => { llm => { ttft_ms => 40, token_ms => 10 },
                     tts => { drop_after_audio => 2, chunk_ms => 600 } });
     my ($sim, $sum, $rec, $log) = ($c->{sim}, $c->{sum}, $c->{rec}, $c->{srv}->error_log);
-    my $full = norm($reply);
+    my $full = squash($reply);
 
     my (@conns, @skipped);
     for my $n (1 .. 20) {
         my ($conn, $ctx, $text) = tts_first_context($sim, $n);
         last unless defined $conn;
-        $text = norm($text);
+        $text = squash($text);
         my $voiced = 0;
         $voiced += $_->[1] for tts_audio_sent($sim, $conn);
         # a connection that dropped while the LLM still streamed got only
@@ -482,7 +437,7 @@ END
     }
     is_deeply(\@skipped, [], 'no word of the reply is skipped across the drops');
     is($rec->{counts}{tts_resends}, scalar(@conns) - 1, 'record: a resend per dropped connection');
-    is_deeply([ map { norm($_->{text}) } entries($rec, 'assistant') ], [ $full ],
+    is_deeply([ map { squash($_->{text}) } entries($rec, role => 'assistant') ], [ $full ],
               'record: the reply, heard to its end');
     ok(!@{ $sum->{timeouts} }, 'the call went on');
     finish($c);
@@ -547,17 +502,17 @@ END
     ok(defined $sum->{caller_turns}[0]{bot_speech_heard_after_ms},
        'the caller heard the reply begin before hanging up');
     is($rec->{end_reason}, 'caller hung up', 'record: end_reason "caller hung up"');
-    my @bot = entries($rec, 'assistant');
+    my @bot = entries($rec, role => 'assistant');
     is(scalar @bot, 1, 'one assistant entry');
     my $b = $bot[0] || {};
     ok($b->{interrupted}, 'interrupted');
-    my $heard = norm($b->{text});
-    my $full = norm($reply);
+    my $heard = squash($b->{text});
+    my $full = squash($reply);
     ok(length $heard && length $heard < length $full, "part of the reply heard: \"$heard\"");
     ok(substr($full, 0, length $heard) eq $heard
        && substr($full, length $heard, 1) =~ /^[\s]$/,
        'a prefix of whole words');
-    ok(substr(norm($b->{spoken}), 0, length $heard) eq $heard, 'of what was spoken');
+    ok(substr(squash($b->{spoken}), 0, length $heard) eq $heard, 'of what was spoken');
     is($rec->{counts}{apologies}, 0, 'no apology');
     ok($sim->wait_for('llm', sub { ($_[0]{n} // 0) == 1
                                    && ($_[0]{ev} eq 'client_disconnected'
@@ -612,9 +567,9 @@ END
     my ($sim, $sum, $rec) = ($c->{sim}, $c->{sum}, $c->{rec});
     my $wall = time - $t0;
 
-    is_deeply([ map { norm($_->{text}) } entries($rec, 'user') ], [ map { "\u$_." } @n ],
+    is_deeply([ map { squash($_->{text}) } entries($rec, role => 'user') ], [ map { "\u$_." } @n ],
               "$last user turns, in order");
-    is_deeply([ map { norm($_->{text}) } entries($rec, 'assistant') ],
+    is_deeply([ map { squash($_->{text}) } entries($rec, role => 'assistant') ],
               [ map { "\u$_!" } @n ], "$last replies, in order");
     is($rec->{counts}{turns}, $last, "record: $last turns");
     ok(!@{ $sum->{timeouts} }, 'no wait for the bot timed out');
@@ -632,7 +587,7 @@ END
         push @hist, $m;
     }
     pop @hist;
-    is_deeply([ map { [ $_->{role}, norm($_->{content}) ] } @{ $rq[-1]{json}{messages} || [] } ],
+    is_deeply([ map { [ $_->{role}, squash($_->{content}) ] } @{ $rq[-1]{json}{messages} || [] } ],
               [ [ system => 'You are a helpful phone agent. Answer in one or two short sentences.' ],
                 @hist ],
               'the last request: the system prompt and the newest whole exchanges (at most 16 messages)');

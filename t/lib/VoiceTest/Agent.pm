@@ -24,13 +24,21 @@ use VoiceSim::Speech;
 our @EXPORT = qw(write_file location words strict_word_prefix llm_requests
                  messages squash wait_record transcript entries turn_timing
                  timings_in_order access_log_line clean_log run_scenarios
-                 agent_nginx_t
+                 agent_nginx_t slurp
                  $KEY $PROMPT $VOICE);
 
 our $KEY = 'agent-key-3f9d';
 our $PROMPT = 'You are the booking assistant of Bella\'s, talking with '
             . '$voice_param_caller. Be brief.';
 our $VOICE = '21m00Tcm4TlvDq8ikWAM';
+
+# a file's bytes, or undef
+sub slurp {
+    my ($file) = @_;
+    open my $fh, '<:raw', $file or return undef;
+    local $/;
+    return scalar <$fh>;
+}
 
 sub write_file {
     my ($path, $text) = @_;
