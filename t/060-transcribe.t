@@ -204,7 +204,7 @@ sub finish {
     print $w "wait: 9000\nhangup\n";
     close $w;
 
-    my $port = VoiceTest::Nginx::Server::free_port();
+    my $port = VoiceTest::Nginx::Server::dead_port();
     my $srv = VoiceTest::Nginx::Server->start(
         server => "location = /stream { voice_pipeline transcribe; "
                 . "voice_stt_url ws://127.0.0.1:$port/v1/listen; "

@@ -33,7 +33,7 @@ sub finish {
 
 my $script = script('s.txt', "say: Hello there, I would like a table for two.\n"
                              . "wait: 2500\nhangup\n");
-my $dead = VoiceTest::Nginx::Server::free_port();
+my $dead = VoiceTest::Nginx::Server::dead_port();
 
 # --- first STT and LLM endpoints refuse connections: the second serve
 

@@ -44,13 +44,6 @@ sub events {
          . "voice_events_secret $SECRET; " . ($o{more} // '');
 }
 
-sub slurp {
-    my ($file) = @_;
-    open my $fh, '<:raw', $file or return undef;
-    local $/;
-    return scalar <$fh>;
-}
-
 # the app's deliveries of one call, waiting until $n came (or $timeout)
 sub deliveries {
     my ($s, $n, $timeout) = @_;
@@ -194,7 +187,7 @@ push @S, {
 };
 
 # 4. failover: the first URL refuses connections, the next one takes it
-my $DEAD = VoiceTest::Nginx::Server::free_port();
+my $DEAD = VoiceTest::Nginx::Server::dead_port();
 push @S, {
     name => 'record failover', tls => 0,
     greeting => $GREETING, secrets => [ $SECRET ],

@@ -64,6 +64,17 @@ sub free_port {
     return $port;
 }
 
+# a port where connect() is refused for the rest of the run: bound but
+# not listening, so no server started later (a simulator, nginx) gets it
+my @dead;
+sub dead_port {
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+                                  Proto => 'tcp')
+        or die "no port: $!";
+    push @dead, $s;
+    return $s->sockport;
+}
+
 # start(server => "location ... {}", http => "...", main => "...",
 #       master => 0|1, listen => "sndbuf=8k", log_level => 'info')
 sub start {
