@@ -2091,6 +2091,7 @@ ngx_voice_agent_reply(ngx_voice_llm_t *llm, ngx_uint_t finish)
 static ngx_uint_t
 ngx_voice_agent_builtins(ngx_voice_agent_t *a, ngx_voice_oa_stream_t *s)
 {
+    size_t                    len;
     cJSON                    *args, *number;
     ngx_uint_t                i;
     ngx_log_t                *log;
@@ -2125,14 +2126,15 @@ ngx_voice_agent_builtins(ngx_voice_agent_t *a, ngx_voice_oa_stream_t *s)
         args = cJSON_ParseWithLength(c->args, c->args_len);
         number = cJSON_GetObjectItemCaseSensitive(args, "number");
 
-        if (cJSON_IsString(number)
-            && ngx_strlen(number->valuestring) <= NGX_VOICE_OA_MAX_NAME
-            && ngx_voice_tool_allowed(a->conf, (u_char *) number->valuestring,
-                                      ngx_strlen(number->valuestring)))
+        len = cJSON_IsString(number) ? ngx_strlen(number->valuestring) : 0;
+
+        if (len && len <= NGX_VOICE_OA_MAX_NAME
+            && ngx_voice_transfer_allowed(a->conf,
+                                          (u_char *) number->valuestring,
+                                          len))
         {
-            a->transfer_len = ngx_strlen(number->valuestring);
-            ngx_memcpy(a->transfer_to, number->valuestring,
-                       a->transfer_len);
+            a->transfer_len = len;
+            ngx_memcpy(a->transfer_to, number->valuestring, len);
 
             ngx_log_error(NGX_LOG_INFO, log, 0,
                           "voice: the LLM transfers the call to %*s "

@@ -22,7 +22,7 @@ static void ngx_voice_tool_failed(ngx_voice_hc_t *hc,
     ngx_voice_leg_error_e err);
 static void ngx_voice_tool_over(ngx_voice_tool_run_t *run);
 static cJSON *ngx_voice_tools_function(const char *name,
-    ngx_str_t *description, cJSON *parameters);
+    const char *description, cJSON *parameters);
 
 
 static ngx_voice_hc_handler_t  ngx_voice_tool_hc_handler = {
@@ -256,7 +256,7 @@ ngx_voice_tools_merge(ngx_conf_t *cf, ngx_voice_loc_conf_t *prev,
     char              *json;
     cJSON             *tools, *fn, *params, *number, *list;
     size_t             len;
-    ngx_str_t         *nums, desc;
+    ngx_str_t         *nums;
     ngx_uint_t         i;
     ngx_voice_tool_t  *tool;
 
@@ -300,10 +300,10 @@ ngx_voice_tools_merge(ngx_conf_t *cf, ngx_voice_loc_conf_t *prev,
         params = cJSON_ParseWithLength((char *) tool[i].parameters.data,
                                        tool[i].parameters.len);
 
-        tool[i].name.data[tool[i].name.len] = '\0';
-
         fn = ngx_voice_tools_function((char *) tool[i].name.data,
-                                      &tool[i].description, params);
+                                      tool[i].description.len
+                                      ? (char *) tool[i].description.data
+                                      : "", params);
 
         if (fn == NULL || !cJSON_AddItemToArray(tools, fn)) {
             cJSON_Delete(fn);
@@ -312,10 +312,9 @@ ngx_voice_tools_merge(ngx_conf_t *cf, ngx_voice_loc_conf_t *prev,
     }
 
     if (conf->end_call == 1) {
-        ngx_str_set(&desc, "Ends the phone call. Say goodbye in the same "
-                    "reply, before calling it.");
-
-        fn = ngx_voice_tools_function("end_call", &desc,
+        fn = ngx_voice_tools_function("end_call",
+                                      "Ends the phone call. Say goodbye in "
+                                      "the same reply, before calling it.",
                                       cJSON_CreateObject());
 
         if (fn == NULL || !cJSON_AddItemToArray(tools, fn)) {
@@ -325,10 +324,6 @@ ngx_voice_tools_merge(ngx_conf_t *cf, ngx_voice_loc_conf_t *prev,
     }
 
     if (conf->transfer_numbers) {
-        ngx_str_set(&desc, "Transfers the caller to a person at one of the "
-                    "allowed numbers. Tell the caller in the same reply, "
-                    "before calling it.");
-
         params = cJSON_CreateObject();
         number = cJSON_AddObjectToObject(cJSON_AddObjectToObject(params,
                                                               "properties"),
@@ -347,8 +342,6 @@ ngx_voice_tools_merge(ngx_conf_t *cf, ngx_voice_loc_conf_t *prev,
         nums = conf->transfer_numbers->elts;
 
         for (i = 0; i < conf->transfer_numbers->nelts; i++) {
-            nums[i].data[nums[i].len] = '\0';
-
             if (!cJSON_AddItemToArray(list,
                                       cJSON_CreateString((char *)
                                                          nums[i].data)))
@@ -367,7 +360,11 @@ ngx_voice_tools_merge(ngx_conf_t *cf, ngx_voice_loc_conf_t *prev,
             goto failed;
         }
 
-        fn = ngx_voice_tools_function("transfer_call", &desc, params);
+        fn = ngx_voice_tools_function("transfer_call",
+                                      "Transfers the caller to a person at "
+                                      "one of the allowed numbers. Tell the "
+                                      "caller in the same reply, before "
+                                      "calling it.", params);
 
         if (fn == NULL || !cJSON_AddItemToArray(tools, fn)) {
             cJSON_Delete(fn);
@@ -406,53 +403,28 @@ failed:
 }
 
 
-/* {"type":"function","function":{name, description, parameters}} */
+/*
+ * {"type":"function","function":{name, description, parameters}}: the
+ * texts are NUL-terminated (configuration tokens are); parameters is
+ * taken over, also on failure.
+ */
 
 static cJSON *
-ngx_voice_tools_function(const char *name, ngx_str_t *description,
+ngx_voice_tools_function(const char *name, const char *description,
     cJSON *parameters)
 {
-    cJSON  *item, *fn, *desc;
+    cJSON  *item, *fn;
 
     item = cJSON_CreateObject();
     fn = cJSON_AddObjectToObject(item, "function");
 
-    if (fn == NULL || parameters == NULL
+    if (fn == NULL || !cJSON_IsObject(parameters)
         || cJSON_AddStringToObject(item, "type", "function") == NULL
-        || cJSON_AddStringToObject(fn, "name", name) == NULL)
+        || cJSON_AddStringToObject(fn, "name", name) == NULL
+        || (description[0]
+            && cJSON_AddStringToObject(fn, "description", description)
+               == NULL))
     {
-        cJSON_Delete(item);
-        cJSON_Delete(parameters);
-        return NULL;
-    }
-
-    if (description->len) {
-        desc = cJSON_CreateString("");
-
-        if (desc == NULL) {
-            cJSON_Delete(item);
-            cJSON_Delete(parameters);
-            return NULL;
-        }
-
-        /* the directive's text is not NUL-terminated */
-        cJSON_free(desc->valuestring);
-        desc->valuestring = cJSON_malloc(description->len + 1);
-
-        if (desc->valuestring == NULL) {
-            cJSON_Delete(desc);
-            cJSON_Delete(item);
-            cJSON_Delete(parameters);
-            return NULL;
-        }
-
-        ngx_memcpy(desc->valuestring, description->data, description->len);
-        desc->valuestring[description->len] = '\0';
-
-        cJSON_AddItemToObject(fn, "description", desc);
-    }
-
-    if (!cJSON_IsObject(parameters)) {
         cJSON_Delete(item);
         cJSON_Delete(parameters);
         return NULL;
@@ -542,7 +514,7 @@ ngx_voice_tool_find(ngx_voice_loc_conf_t *conf, u_char *name, size_t len)
 
 
 ngx_uint_t
-ngx_voice_tool_allowed(ngx_voice_loc_conf_t *conf, u_char *number,
+ngx_voice_transfer_allowed(ngx_voice_loc_conf_t *conf, u_char *number,
     size_t len)
 {
     ngx_str_t   *n;

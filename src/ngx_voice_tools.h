@@ -87,7 +87,7 @@ void ngx_voice_tool_answer(ngx_voice_tool_run_t *run, const char *outcome,
     const char *fmt, ...);
 void ngx_voice_tool_abandon(ngx_voice_tool_run_t *run);
 void ngx_voice_tool_free(ngx_voice_tool_run_t *run);
-ngx_uint_t ngx_voice_tool_allowed(ngx_voice_loc_conf_t *conf,
+ngx_uint_t ngx_voice_transfer_allowed(ngx_voice_loc_conf_t *conf,
     u_char *number, size_t len);
 
 
