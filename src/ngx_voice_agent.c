@@ -2328,12 +2328,10 @@ ngx_voice_agent_tool_done(ngx_voice_tool_run_t *run)
                           run->outcome, run->status, run->result,
                           run->result_len, run->elapsed);
 
-    if (run->status == 0 || run->status >= 300) {
-        if (ngx_strcmp(run->outcome, "ok") != 0) {
-            ngx_voice_record_degraded(a->rec, "tool %*s %s on turn %ui",
-                                      run->name_len, run->name,
-                                      run->outcome, a->turns);
-        }
+    if (ngx_strcmp(run->outcome, "ok") != 0) {
+        ngx_voice_record_degraded(a->rec, "tool %*s %s on turn %ui",
+                                  run->name_len, run->name, run->outcome,
+                                  a->turns);
     }
 
     if (a->tools_pending) {
